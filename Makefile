@@ -1,0 +1,40 @@
+# FluxUp developer entry points. A newcomer needs two: `make demo` and `make test`.
+# Slow builds (Go binaries of the sandbox cluster) are cached under ~/.cache/fluxup,
+# keyed by component version, so only the first run on a machine is slow.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+SANDBOX_DIR ?= .sandbox
+PYTEST_ARGS ?=
+
+.PHONY: venv build lint test demo demo-down clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP)
+
+build: venv
+	$(BIN)/fluxup sandbox build
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: build lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+demo: build
+	$(BIN)/fluxup sandbox up --dir $(SANDBOX_DIR)
+
+demo-down: venv
+	$(BIN)/fluxup sandbox down --dir $(SANDBOX_DIR)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""All I/O behind small Protocols: Kubernetes, Git, HTTP, the Renovate process."""

@@ -1,0 +1,104 @@
+"""The ``fluxup`` command line: the only place that turns errors into exit codes.
+
+Subcommands: ``sandbox`` (build/up/down/kubeconfig/status of the local cluster),
+``webhook`` (run the admission server), ``certs`` (webhook certificates), and
+``operator`` (run the kopf operator). Each subcommand parses its flags and calls one
+function; nothing else lives here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fluxup.errors import FluxUpError
+
+__all__ = ["build_parser", "main"]
+
+
+def _sandbox_build(args: argparse.Namespace) -> int:
+    from fluxup.sandbox.gobuild import ensure_all
+
+    for name, path in ensure_all(args.component or None).items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _sandbox_up(args: argparse.Namespace) -> int:
+    from fluxup.sandbox.controlplane import up
+
+    sb = up(Path(args.dir), full=args.full)
+    print(f"kubeconfig: {sb.kubeconfig}")
+    print(f"try: {sb.bin('kubectl')} --kubeconfig={sb.kubeconfig} get crds")
+    return 0
+
+
+def _sandbox_down(args: argparse.Namespace) -> int:
+    from fluxup.sandbox.controlplane import down
+
+    stopped = down(Path(args.dir))
+    print(f"stopped {len(stopped)} process(es)")
+    return 0
+
+
+def _sandbox_kubeconfig(args: argparse.Namespace) -> int:
+    from fluxup.sandbox.controlplane import load
+    from fluxup.sandbox.guard import check_sandbox_kubeconfig
+
+    sb = load(Path(args.dir).resolve())
+    check_sandbox_kubeconfig(sb.kubeconfig)
+    print(sb.kubeconfig)
+    return 0
+
+
+def _sandbox_status(args: argparse.Namespace) -> int:
+    from fluxup.sandbox.controlplane import load
+
+    sb = load(Path(args.dir).resolve())
+    running = sb.running()
+    for name, alive in running.items():
+        print(f"{name:28} {'running' if alive else 'stopped'} (pid {sb.pids[name]})")
+    if not running:
+        print("nothing running")
+    return 0 if running and all(running.values()) else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fluxup", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sandbox = sub.add_parser("sandbox", help="the local sandbox cluster")
+    sbsub = sandbox.add_subparsers(dest="action", required=True)
+    build = sbsub.add_parser("build", help="build (or reuse cached) sandbox binaries")
+    build.add_argument("component", nargs="*", help="components to build (default: all)")
+    build.set_defaults(func=_sandbox_build)
+    for name, func, helptext in (
+        ("up", _sandbox_up, "start the sandbox (idempotent)"),
+        ("down", _sandbox_down, "stop every process the sandbox started"),
+        ("kubeconfig", _sandbox_kubeconfig, "print the sandbox's kubeconfig path"),
+        ("status", _sandbox_status, "show which sandbox processes run"),
+    ):
+        cmd = sbsub.add_parser(name, help=helptext)
+        cmd.add_argument("--dir", default=".sandbox", help="sandbox directory (default .sandbox)")
+        cmd.set_defaults(func=func)
+        if name == "up":
+            cmd.add_argument("--full", action="store_true",
+                             help="also start Flux, KWOK, the CSI stack and the Git server")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except FluxUpError as exc:
+        print(f"fluxup: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

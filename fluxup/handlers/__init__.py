@@ -1,0 +1,1 @@
+"""kopf handlers: parse, call one reconcile function, return. Nothing else."""

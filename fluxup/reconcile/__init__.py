@@ -1,0 +1,1 @@
+"""One reconcile function per kind: load, observe, decide, act, summarize, write status."""

@@ -1,0 +1,149 @@
+"""Pinned Go components of the local sandbox cluster.
+
+Pure data: which published Go module builds which binary, at which version. The
+builder (:mod:`fluxup.sandbox.gobuild`) turns each entry into a small wrapper module
+and caches the binaries under ``~/.cache/fluxup/bin/<name>-<key>/``. Changing a
+version here changes the cache key, so stale binaries are never reused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "COMPONENTS",
+    "FLUX_VERSIONS",
+    "KUBERNETES_VERSION",
+    "KWOK_VERSION",
+    "SNAPSHOTTER_VERSION",
+    "SNAPSHOT_CLIENT_MODULE",
+    "GoComponent",
+    "component",
+]
+
+KUBERNETES_VERSION = "v1.36.3"
+KWOK_VERSION = "v0.8.0"
+#: Flux controllers of one release train (Flux 2.9): CRD API versions agree
+#: (source v1, kustomize v1, helm v2, notification v1/v1beta3).
+FLUX_VERSIONS: dict[str, str] = {
+    "source-controller": "v1.9.6",
+    "kustomize-controller": "v1.9.6",
+    "helm-controller": "v1.6.4",
+    "notification-controller": "v1.9.3",
+}
+SNAPSHOTTER_VERSION = "v8.7.0"
+SNAPSHOT_CLIENT_MODULE = "github.com/kubernetes-csi/external-snapshotter/client/v8"
+
+
+def _k8s_version_ldflags(version: str) -> tuple[str, ...]:
+    major, minor = version.lstrip("v").split(".")[:2]
+    flags = []
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [
+            f"-X {pkg}.gitVersion={version}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitTreeState=clean",
+            f"-X {pkg}.buildDate=2026-01-01T00:00:00Z",
+        ]
+    return tuple(flags)
+
+
+@dataclass(frozen=True)
+class GoComponent:
+    """One family of binaries built from one published Go module.
+
+    ``packages`` maps binary name to Go package path. ``extra_requires`` pins sibling
+    modules whose published version the upstream go.mod lists too old.
+    """
+
+    name: str
+    module: str
+    version: str
+    packages: dict[str, str]
+    ldflags: tuple[str, ...] = ()
+    extra_requires: tuple[str, ...] = ()
+    cgo: bool = False
+    data_modules: tuple[str, ...] = field(default=())
+
+    @property
+    def key(self) -> str:
+        """Cache key: changes whenever anything that affects the binaries changes."""
+        import hashlib
+
+        text = repr((self.module, self.version, sorted(self.packages.items()), self.ldflags,
+                     self.extra_requires, self.cgo))
+        return f"{self.version}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+COMPONENTS: tuple[GoComponent, ...] = (
+    GoComponent(
+        name="etcd",
+        module="go.etcd.io/etcd/server/v3",
+        version="v3.6.16",
+        packages={"etcd": "go.etcd.io/etcd/server/v3"},
+    ),
+    GoComponent(
+        name="kubernetes",
+        module="k8s.io/kubernetes",
+        version=KUBERNETES_VERSION,
+        packages={
+            "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
+            "kubectl": "k8s.io/kubernetes/cmd/kubectl",
+            "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
+            "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
+        },
+        ldflags=_k8s_version_ldflags(KUBERNETES_VERSION),
+    ),
+    # Fake nodes: marks pods bound to its nodes Running/Ready (no kubelet). No replaces.
+    GoComponent(
+        name="kwok",
+        module="sigs.k8s.io/kwok",
+        version=KWOK_VERSION,
+        packages={"kwok": "sigs.k8s.io/kwok/cmd/kwok"},
+    ),
+    # Flux 2.9 release train (all go 1.26.0, k8s v0.36.x, controller-runtime v0.24.1). The
+    # v1.10.x source/kustomize controllers need go 1.27 and their helm/notification partners
+    # are refused by the proxy; see FLUX_VERSIONS.
+    *(
+        GoComponent(
+            name=name,
+            module=f"github.com/fluxcd/{name}",
+            version=version,
+            packages={name: f"github.com/fluxcd/{name}"},
+        )
+        for name, version in FLUX_VERSIONS.items()
+    ),
+    # CSI snapshots: the upstream go.mod replaces client/v8 with ./client but requires a stale
+    # published client; pin the client at the same tag (it also holds the CRDs).
+    GoComponent(
+        name="external-snapshotter",
+        module="github.com/kubernetes-csi/external-snapshotter/v8",
+        version=SNAPSHOTTER_VERSION,
+        packages={
+            "snapshot-controller":
+                "github.com/kubernetes-csi/external-snapshotter/v8/cmd/snapshot-controller",
+            "csi-snapshotter":
+                "github.com/kubernetes-csi/external-snapshotter/v8/cmd/csi-snapshotter",
+        },
+        extra_requires=(f"{SNAPSHOT_CLIENT_MODULE}@{SNAPSHOTTER_VERSION}",),
+        data_modules=(f"{SNAPSHOT_CLIENT_MODULE}@{SNAPSHOTTER_VERSION}",),
+    ),
+    GoComponent(
+        name="external-provisioner",
+        module="github.com/kubernetes-csi/external-provisioner/v6",
+        version="v6.4.0",
+        packages={
+            "csi-provisioner":
+                "github.com/kubernetes-csi/external-provisioner/v6/cmd/csi-provisioner",
+        },
+    ),
+)
+
+
+def component(name: str) -> GoComponent:
+    """Return the component called ``name``; raise ``KeyError`` naming the known ones."""
+    for comp in COMPONENTS:
+        if comp.name == name:
+            return comp
+    raise KeyError(f"unknown sandbox component {name!r}; known: {[c.name for c in COMPONENTS]}")

@@ -1,0 +1,110 @@
+"""Start, find and stop the sandbox's background processes.
+
+Each process runs in its own session with output in ``DIR/logs/<name>.log`` and its
+PID recorded in the sandbox state, so ``fluxup sandbox down`` stops exactly what
+``up`` started (it checks ``/proc/<pid>/environ`` for the sandbox token before
+signalling, so a recycled PID of an unrelated process is never killed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from fluxup.errors import SandboxError
+
+__all__ = ["free_port", "is_ours", "start_process", "stop_process", "wait_until"]
+
+TOKEN_ENV = "FLUXUP_SANDBOX_TOKEN"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_process(
+    name: str,
+    argv: Sequence[str],
+    log_dir: Path,
+    token: str,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> int:
+    """Start ``argv`` detached, logging to ``log_dir/name.log``; return its PID."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    full_env[TOKEN_ENV] = token
+    full_env.setdefault("NO_PROXY", "127.0.0.1,localhost")
+    with open(log_dir / f"{name}.log", "ab") as log:
+        proc = subprocess.Popen(
+            list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=full_env, cwd=cwd, start_new_session=True,
+        )
+    return proc.pid
+
+
+def is_ours(pid: int, token: str) -> bool:
+    """True if ``pid`` is alive and was started by the sandbox with ``token``."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    if stat.rsplit(")", 1)[-1].split()[0] == "Z":  # zombie: exited, not yet reaped
+        return False
+    return f"{TOKEN_ENV}={token}".encode() in environ.split(b"\0")
+
+
+def stop_process(pid: int, token: str, grace: float = 10.0) -> bool:
+    """SIGTERM then SIGKILL the process group of ``pid`` if it is ours; True if it was."""
+    if not is_ours(pid, token):
+        return False
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and is_ours(pid, token):
+        _reap(pid)
+        time.sleep(0.1)
+    if is_ours(pid, token):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    _reap(pid)
+    return True
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def wait_until(
+    what: str,
+    probe: Callable[[], bool],
+    timeout: float,
+    log: Path | None = None,
+    alive: Callable[[], bool] | None = None,
+) -> None:
+    """Poll ``probe`` until it is true; raise naming ``what`` (and the log) on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if probe():
+            return
+        if alive is not None and not alive():
+            tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
+            raise SandboxError(f"{what} exited during start-up; log {log}:\n{tail}")
+        time.sleep(0.2)
+    tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
+    raise SandboxError(f"{what} not ready after {timeout:.0f}s; log {log}:\n{tail}")

@@ -1,0 +1,1 @@
+"""FluxUp admission webhook: aiohttp HTTPS transport plus a pure review() per kind."""
