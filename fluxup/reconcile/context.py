@@ -1,0 +1,41 @@
+"""What every reconciler is given: the Kubernetes client, Git access, settings, clock.
+
+Built once by the operator entry point (:mod:`fluxup.operator`) and passed explicitly
+(kopf ``memo``). Tests substitute the pieces they need through the same dataclass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from fluxup.adapters.events import EventRecorder
+from fluxup.adapters.git.base import GitBackend
+from fluxup.adapters.kube import Kube
+from fluxup.api.managedapp import GitSource
+from fluxup.settings import Settings
+
+__all__ = ["Context", "GitOpener", "utcnow"]
+
+#: Opens the Git repository a ManagedApp lives in (credentials from Flux's Secret).
+GitOpener = Callable[[GitSource, str], Awaitable[GitBackend]]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class Context:
+    kube: Kube
+    settings: Settings
+    open_git: GitOpener
+    events: EventRecorder
+    now: Callable[[], dt.datetime] = utcnow
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def lock(self, key: str) -> asyncio.Lock:
+        """One lock per object, so a timer and an event never reconcile it at once."""
+        return self.locks.setdefault(key, asyncio.Lock())

@@ -1,0 +1,205 @@
+"""Drive one UpgradeRequest through its phases (DESIGN.md §3), one pass at a time.
+
+Called by :mod:`fluxup.handlers.upgraderequest` on every watch event and on a short
+timer while the request is in flight. A pass: load the request, its ManagedApp and
+HelmRelease → check the phase deadline → run the one idempotent action of the current
+phase (:mod:`fluxup.reconcile.upgrade_steps`) → pick the next phase from the
+transition table (:mod:`fluxup.logic.upgrade_machine`) → write the status once. A crash
+anywhere is safe: the next pass re-runs the action of the phase written last, and every
+action first checks whether its effect is already there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from typing import Any
+
+from fluxup.adapters.kube import Obj, R
+from fluxup.api.conditions import Condition, ConditionStatus, ConditionType, Reason, set_condition
+from fluxup.api.managedapp import ManagedApp, Timeouts
+from fluxup.api.upgraderequest import (
+    TERMINAL_UPGRADE_PHASES,
+    UpgradePhase,
+    UpgradeRequest,
+    UpgradeRequestStatus,
+)
+from fluxup.errors import FluxUpError, KubeNotFound
+from fluxup.logic.upgrade_machine import Route, is_allowed, next_phase, phase_timeout
+from fluxup.reconcile import upgrade_steps as steps
+from fluxup.reconcile.context import Context
+from fluxup.reconcile.upgrade_steps import Outcome, Pass
+
+__all__ = ["FINALIZER", "reconcile_upgrade"]
+
+log = logging.getLogger(__name__)
+
+FINALIZER = "fluxup.dev/upgrade"
+
+P = UpgradePhase
+
+_ACTIONS = {
+    P.PENDING: steps.acquire,
+    P.QUEUED: steps.acquire,
+    P.PREFLIGHT: steps.preflight,
+    P.COMMITTING: steps.commit,
+    P.AWAITING_APPLY: steps.await_apply,
+    P.QUIESCING: steps.quiesce,
+    P.SNAPSHOTTING: steps.snapshot,
+    P.RELEASING: steps.release,
+    P.UPGRADING: steps.await_upgrade,
+    P.HEALTH_CHECKING: steps.health_check,
+}
+
+
+def _deadline(phase: UpgradePhase, timeouts: Timeouts, health: dt.timedelta,
+              now: dt.datetime) -> dt.datetime | None:
+    name = phase_timeout(phase)
+    if name is None:
+        return None
+    if name == "healthCheck":
+        return now + health
+    limit: dt.timedelta = getattr(timeouts, name).to_timedelta()
+    return now + limit
+
+
+def _route(ur: UpgradeRequest, app: ManagedApp | None) -> Route:
+    snapshots = bool(app and app.spec.volume_snapshots.enabled and not ur.spec.skip_snapshot)
+    quiesce = bool(app and app.spec.quiesce.enabled)
+    return Route(origin=ur.spec.origin, quiesce=quiesce, snapshots=snapshots,
+                 dry_run=ur.spec.dry_run)
+
+
+def _summarize(status: UpgradeRequestStatus, generation: int | None,
+               now: dt.datetime) -> UpgradeRequestStatus:
+    """Ready/Reconciling/Stalled from the phase; the only place that writes Ready."""
+    phase = status.phase or P.PENDING
+    message = status.message or str(phase)
+    if phase is P.SUCCEEDED:
+        ready = (ConditionStatus.TRUE, Reason.SUCCEEDED)
+    elif phase is P.FAILED:
+        ready = (ConditionStatus.FALSE, Reason.FAILED)
+    else:
+        ready = (ConditionStatus.FALSE, Reason.QUEUED if phase is P.QUEUED else Reason.PROGRESSING)
+    conditions = set_condition(status.conditions, Condition(
+        ConditionType.READY, ready[0], ready[1], message, now, generation))
+    in_flight = phase not in TERMINAL_UPGRADE_PHASES
+    conditions = set_condition(conditions, Condition(
+        ConditionType.RECONCILING, ConditionStatus.TRUE if in_flight else ConditionStatus.FALSE,
+        Reason.PROGRESSING if in_flight else ready[1], message, now, generation))
+    conditions = set_condition(conditions, Condition(
+        ConditionType.STALLED,
+        ConditionStatus.TRUE if phase is P.FAILED else ConditionStatus.FALSE,
+        Reason.FAILED if phase is P.FAILED else Reason.PROGRESSING, message, now, generation))
+    return dataclasses.replace(status, conditions=conditions, observed_generation=generation)
+
+
+def _enter(status: UpgradeRequestStatus, phase: UpgradePhase, app: ManagedApp | None,
+           now: dt.datetime) -> UpgradeRequestStatus:
+    current = status.phase or P.PENDING
+    if phase is not current and not is_allowed(current, phase):
+        raise AssertionError(f"transition {current} -> {phase} is not in the table")
+    timeouts = app.spec.timeouts if app else Timeouts()
+    health = app.spec.health_check.timeout.to_timedelta() if app else dt.timedelta(minutes=5)
+    done = phase in TERMINAL_UPGRADE_PHASES
+    return dataclasses.replace(
+        status, phase=phase, phase_started_at=now,
+        deadline=_deadline(phase, timeouts, health, now),
+        completed_at=now if done else None,
+        started_at=status.started_at or now,
+    )
+
+
+async def _write_status(ctx: Context, obj: Obj, status: UpgradeRequestStatus) -> None:
+    meta = obj["metadata"]
+    await ctx.kube.merge_patch(R.UPGRADEREQUEST, meta["namespace"], meta["name"],
+                               {"status": status.to_dict(nulls=True)}, sub="status")
+
+
+async def _ensure_finalizer(ctx: Context, obj: Obj) -> None:
+    finalizers = obj["metadata"].get("finalizers") or []
+    if FINALIZER not in finalizers:
+        meta = obj["metadata"]
+        await ctx.kube.merge_patch(R.UPGRADEREQUEST, meta["namespace"], meta["name"], {
+            "metadata": {"finalizers": [*finalizers, FINALIZER],
+                         "resourceVersion": meta["resourceVersion"]}})
+
+
+async def _finalize(ctx: Context, obj: Obj, ur: UpgradeRequest) -> None:
+    """Deleting a request undoes what it holds: replicas back, the app's lock freed."""
+    meta = obj["metadata"]
+    if ur.status.phase not in TERMINAL_UPGRADE_PHASES:
+        await steps.undo(ctx, ur)
+    remaining = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
+    try:
+        await ctx.kube.merge_patch(R.UPGRADEREQUEST, meta["namespace"], meta["name"], {
+            "metadata": {"finalizers": remaining, "resourceVersion": meta["resourceVersion"]}})
+    except KubeNotFound:
+        return
+
+
+async def reconcile_upgrade(ctx: Context, obj: Obj) -> bool:
+    """Run one pass; return True while the request is still in flight."""
+    ur = UpgradeRequest.from_dict(obj)
+    if obj["metadata"].get("deletionTimestamp"):
+        if FINALIZER in (obj["metadata"].get("finalizers") or []):
+            await _finalize(ctx, obj, ur)
+        return False
+    status = ur.status
+    phase = status.phase or P.PENDING
+    if phase in TERMINAL_UPGRADE_PHASES:
+        return False
+    await _ensure_finalizer(ctx, obj)
+    now = ctx.now()
+    app = await steps.load_app(ctx, ur)
+    if status.phase is None:
+        status = _enter(status, P.PENDING, app, now)
+    if status.deadline and now > status.deadline:
+        outcome = Outcome.failed(Reason.DEADLINE_EXCEEDED,
+                                 f"{phase} did not finish before its deadline "
+                                 f"({status.deadline:%Y-%m-%dT%H:%M:%SZ})")
+    elif app is None:
+        outcome = Outcome.failed(Reason.PREFLIGHT_FAILED,
+                                 f"ManagedApp {ur.spec.managed_app_ref.name} not found in "
+                                 f"namespace {ur.metadata.namespace}; create it or delete "
+                                 "this request")
+    else:
+        try:
+            outcome = await _ACTIONS[phase](Pass(ctx, obj, ur, app, status))
+        except FluxUpError as exc:
+            log.warning("upgrade %s/%s: %s: %s", ur.metadata.namespace, ur.metadata.name,
+                        phase, exc)
+            outcome = Outcome.waiting(f"{phase}: {exc} (retrying)")
+    status = dataclasses.replace(status, **outcome.updates)
+    if outcome.message is not None:
+        status = dataclasses.replace(status, message=outcome.message)
+    route = _route(ur, app)
+    target: UpgradePhase | None = None
+    if outcome.failure is not None:
+        reason, message = outcome.failure
+        status = dataclasses.replace(status, message=message)
+        if app is not None:
+            await steps.finish(Pass(ctx, obj, ur, app, status), succeeded=False)
+        target = P.FAILED
+        await ctx.events.record(obj, str(reason), message, warning=True)
+    elif outcome.goto is not None:
+        target = outcome.goto
+    elif outcome.done:
+        target = next_phase(phase, route)
+        if target is P.SUCCEEDED and app is not None:
+            await steps.finish(Pass(ctx, obj, ur, app, status), succeeded=True)
+            await ctx.events.record(obj, "Succeeded", status.message or "upgrade succeeded")
+    if target is not None and target is not phase:
+        status = _enter(status, target, app, now)
+        if target not in TERMINAL_UPGRADE_PHASES:
+            status = dataclasses.replace(status, message=f"{target}")
+    status = _summarize(status, ur.metadata.generation, now)
+    await _write_status(ctx, obj, status)
+    return status.phase not in TERMINAL_UPGRADE_PHASES
+
+
+def is_in_flight(body: dict[str, Any]) -> bool:
+    """kopf filter: timers run only for requests that are not finished."""
+    phase = (body.get("status") or {}).get("phase")
+    return phase not in {p.value for p in TERMINAL_UPGRADE_PHASES}

@@ -1,0 +1,66 @@
+"""The sandbox control plane: real etcd + kube-apiserver processes, up/down/restart."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from fluxup.errors import SandboxError
+from fluxup.sandbox import controlplane
+from fluxup.sandbox.controlplane import Sandbox
+from fluxup.sandbox.processes import is_ours
+
+pytestmark = pytest.mark.sandbox
+
+
+def test_session_sandbox_serves_real_kubernetes(sandbox: Sandbox) -> None:
+    version = json.loads(sandbox.kubectl("version", "-o", "json").stdout)
+    assert version["serverVersion"]["gitVersion"] == "v1.36.3"
+    status, body = sandbox.get("/readyz")
+    assert (status, body) == (200, "ok")
+    # RBAC is on: an unprivileged identity is refused
+    denied = sandbox.kubectl("get", "pods", "--as=nobody", check=False)
+    assert denied.returncode != 0
+    assert "forbidden" in denied.stderr.lower()
+
+
+def test_flux_and_snapshot_crds_are_served(sandbox: Sandbox) -> None:
+    resources = sandbox.kubectl("api-resources", "-o", "name").stdout.split()
+    for name in (
+        "helmreleases.helm.toolkit.fluxcd.io",
+        "ocirepositories.source.toolkit.fluxcd.io",
+        "gitrepositories.source.toolkit.fluxcd.io",
+        "helmrepositories.source.toolkit.fluxcd.io",
+        "kustomizations.kustomize.toolkit.fluxcd.io",
+        "volumesnapshots.snapshot.storage.k8s.io",
+        "volumesnapshotclasses.snapshot.storage.k8s.io",
+        "volumesnapshotcontents.snapshot.storage.k8s.io",
+    ):
+        assert name in resources
+
+
+def test_up_down_restart_keeps_data(tmp_path: Path) -> None:
+    out = io.StringIO()
+    sb = controlplane.up(tmp_path / "sb", out=out)
+    try:
+        assert "control plane ready" in out.getvalue()
+        assert controlplane.up(tmp_path / "sb", out=io.StringIO()).pids == sb.pids  # idempotent
+        sb.kubectl("create", "configmap", "survivor", "--from-literal=k=v")
+        pids = dict(sb.pids)
+        stopped = controlplane.down(sb.dir, out=io.StringIO())
+        assert sorted(stopped) == ["etcd", "kube-apiserver"]
+        assert not any(is_ours(pid, sb.token) for pid in pids.values())
+        sb = controlplane.up(tmp_path / "sb", out=io.StringIO())
+        data = sb.kubectl("get", "configmap", "survivor", "-o", "jsonpath={.data.k}").stdout
+        assert data == "v"
+    finally:
+        controlplane.down(tmp_path / "sb", out=io.StringIO())
+    assert (tmp_path / "sb" / "etcd").is_dir()  # down removes nothing
+
+
+def test_down_on_a_non_sandbox_directory_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SandboxError, match="is not a sandbox"):
+        controlplane.down(tmp_path)
