@@ -1,0 +1,74 @@
+"""kopf handlers: parse, call one reconcile function, translate errors. Nothing else.
+
+:func:`register` adds every handler to a kopf registry at start-up, with intervals
+from :class:`~fluxup.settings.Settings` (so nothing is decided at import time). The
+same reconcile function runs on every watch event and on a timer (level-triggered);
+a per-object lock keeps an event and a timer from reconciling one object at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import kopf
+
+from fluxup.api import annotations as ann
+from fluxup.api.constants import GROUP, VERSION
+from fluxup.errors import FluxUpError, InvalidObjectError
+from fluxup.reconcile.context import Context
+from fluxup.reconcile.holds import ensure_request_for_hold
+from fluxup.reconcile.managedapp import reconcile_managedapp
+from fluxup.reconcile.upgrade import is_in_flight, reconcile_upgrade
+from fluxup.settings import Settings
+
+__all__ = ["register"]
+
+log = logging.getLogger(__name__)
+
+Reconciler = Callable[[Context, dict[str, Any]], Awaitable[Any]]
+
+
+async def _guarded(ctx: Context, body: Any, reconcile: Reconciler, what: str) -> None:
+    meta = body.get("metadata") or {}
+    key = f"{what}/{meta.get('namespace')}/{meta.get('name')}"
+    async with ctx.lock(key):
+        try:
+            await reconcile(ctx, dict(body))
+        except InvalidObjectError as exc:
+            log.error("%s is invalid and is left alone: %s", key, exc)
+        except FluxUpError as exc:
+            raise kopf.TemporaryError(f"{key}: {exc}", delay=5) from None
+
+
+def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
+    """Add FluxUp's handlers to ``registry``."""
+
+    @kopf.on.event(GROUP, VERSION, "managedapps", registry=registry)
+    async def managedapp_event(type: str | None, body: Any, memo: Any, **_: Any) -> None:
+        if type != "DELETED":
+            await _guarded(memo.ctx, body, reconcile_managedapp, "managedapp")
+
+    @kopf.timer(GROUP, VERSION, "managedapps", interval=settings.idle_resync_seconds,
+                registry=registry)
+    async def managedapp_timer(body: Any, memo: Any, **_: Any) -> None:
+        await _guarded(memo.ctx, body, reconcile_managedapp, "managedapp")
+
+    @kopf.on.event(GROUP, VERSION, "upgraderequests", registry=registry)
+    async def upgrade_event(type: str | None, body: Any, memo: Any, **_: Any) -> None:
+        if type != "DELETED":
+            await _guarded(memo.ctx, body, reconcile_upgrade, "upgraderequest")
+
+    @kopf.timer(GROUP, VERSION, "upgraderequests", interval=settings.active_poll_seconds,
+                when=lambda body, **_: is_in_flight(dict(body)), registry=registry)
+    async def upgrade_timer(body: Any, memo: Any, **_: Any) -> None:
+        await _guarded(memo.ctx, body, reconcile_upgrade, "upgraderequest")
+
+    for group, version, plural in (("helm.toolkit.fluxcd.io", "v2", "helmreleases"),
+                                   ("source.toolkit.fluxcd.io", "v1", "ocirepositories")):
+        @kopf.on.event(group, version, plural, labels={ann.MANAGED_APP_LABEL: kopf.PRESENT},
+                       annotations={ann.HELD: kopf.PRESENT}, registry=registry)
+        async def held_event(type: str | None, body: Any, memo: Any, **_: Any) -> None:
+            if type != "DELETED":
+                await _guarded(memo.ctx, body, ensure_request_for_hold, "hold")

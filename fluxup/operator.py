@@ -1,0 +1,79 @@
+"""The ``fluxup operator`` process: kopf, the reconcilers and their adapters, one loop.
+
+:func:`run` is called by the CLI. It loads the Kubernetes client (kubeconfig or
+in-cluster), builds the :class:`~fluxup.reconcile.context.Context`, registers the kopf
+handlers and runs kopf until stopped. All state lives in Kubernetes objects, so a
+restart (or SIGKILL) resumes where the last status write left off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from typing import Any
+
+import kopf
+from kubernetes_asyncio import client, config
+
+from fluxup.adapters.events import EventRecorder
+from fluxup.adapters.gitopen import GitOpenerCache
+from fluxup.adapters.kube import KubeApi
+from fluxup.handlers.registry import register
+from fluxup.reconcile.context import Context
+from fluxup.settings import Settings
+
+__all__ = ["run", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+async def _api_client(settings: Settings) -> client.ApiClient:
+    if settings.kubeconfig is not None:
+        configuration = client.Configuration()
+        await config.load_kube_config(config_file=str(settings.kubeconfig),
+                                      client_configuration=configuration)
+    else:
+        configuration = client.Configuration()
+        config.load_incluster_config(client_configuration=configuration)
+    return client.ApiClient(configuration)
+
+
+async def serve(settings: Settings, stop_flag: asyncio.Event | threading.Event | None = None,
+                ready_flag: asyncio.Event | threading.Event | None = None) -> None:
+    """Run the operator until ``stop_flag`` is set (or forever)."""
+    api = await _api_client(settings)
+    kube = KubeApi(api)
+    opener = GitOpenerCache(kube, settings)
+    ctx = Context(kube=kube, settings=settings, open_git=opener, events=EventRecorder(kube))
+    registry = kopf.OperatorRegistry()
+    register(registry, settings)
+
+    @kopf.on.startup(registry=registry)
+    async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.posting.level = logging.WARNING
+        settings.watching.server_timeout = 300
+        settings.persistence.finalizer = "fluxup.dev/kopf"
+
+    @kopf.on.login(registry=registry)
+    async def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:
+        if ctx.settings.kubeconfig is not None:  # kopf reads the path from $KUBECONFIG
+            return kopf.login_with_kubeconfig(settings=settings)
+        return kopf.login_with_service_account(settings=settings)
+
+    try:
+        await kopf.operator(registry=registry, memo=kopf.Memo(ctx=ctx), clusterwide=True,
+                            standalone=True, stop_flag=stop_flag, ready_flag=ready_flag)
+    finally:
+        await opener.aclose()
+        await api.close()
+
+
+def run(settings: Settings) -> None:
+    """Blocking entry point for ``fluxup operator``."""
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if settings.kubeconfig is not None:
+        os.environ["KUBECONFIG"] = str(settings.kubeconfig)
+    asyncio.run(serve(settings))
