@@ -64,6 +64,14 @@ def _sandbox_status(args: argparse.Namespace) -> int:
     return 0 if running and all(running.values()) else 1
 
 
+def _operator(args: argparse.Namespace) -> int:
+    from fluxup.operator import run
+    from fluxup.settings import Settings
+
+    run(Settings.from_env())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fluxup", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -85,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "up":
             cmd.add_argument("--full", action="store_true",
                              help="also start Flux, KWOK, the CSI stack and the Git server")
+    operator = sub.add_parser("operator", help="run the FluxUp operator (settings from FLUXUP_*)")
+    operator.set_defaults(func=_operator)
     return parser
 
 

@@ -36,7 +36,7 @@ async def _api_client(settings: Settings) -> client.ApiClient:
                                       client_configuration=configuration)
     else:
         configuration = client.Configuration()
-        config.load_incluster_config(client_configuration=configuration)
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     return client.ApiClient(configuration)
 
 

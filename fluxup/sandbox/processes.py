@@ -46,12 +46,17 @@ def start_process(
     full_env.update(env or {})
     full_env[TOKEN_ENV] = token
     full_env.setdefault("NO_PROXY", "127.0.0.1,localhost")
-    with open(log_dir / f"{name}.log", "ab") as log:
-        proc = subprocess.Popen(
-            list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=full_env, cwd=cwd, start_new_session=True,
-        )
-    return proc.pid
+    full_env["FLUXUP_PROCESS_LOG"] = str(log_dir / f"{name}.log")
+    # A throw-away shell starts the process in its own session and exits at once, so
+    # the process outlives us (``sandbox up`` returns) and nobody needs to wait for it.
+    launcher = 'setsid "$@" </dev/null >>"$FLUXUP_PROCESS_LOG" 2>&1 & echo $!'
+    proc = subprocess.run(
+        ["sh", "-c", launcher, "sh", *argv], env=full_env, cwd=cwd,
+        capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0 or not proc.stdout.strip().isdigit():
+        raise SandboxError(f"could not start {name}: {proc.stderr.strip()}")
+    return int(proc.stdout.strip())
 
 
 def is_ours(pid: int, token: str) -> bool:

@@ -28,7 +28,7 @@ def _kubeconfig(cluster: str, server: str) -> str:
     [
         ("fluxup-sandbox-abc", "https://127.0.0.1:6443", "abc", None),
         ("prod-cluster", "https://127.0.0.1:6443", "abc", "not a FluxUp sandbox"),
-        ("fluxup-sandbox-abc", "https://10.1.2.3:6443", "abc", "not on the loopback"),
+        ("fluxup-sandbox-abc", "https://10.1.2.3:6443", "abc", "not on loopback"),
         ("fluxup-sandbox-abc", "https://127.0.0.1:6443", "other", "token does not match"),
         ("fluxup-sandbox-abc", "https://127.0.0.1:6443", None, "no sandbox state"),
     ],
