@@ -25,7 +25,13 @@ from fluxup.sandbox import gobuild
 from fluxup.sandbox.components import component
 from fluxup.sandbox.guard import STATE_FILE, check_sandbox_kubeconfig
 from fluxup.sandbox.pki import SandboxPKI, build_kubeconfig, ensure_pki, new_token
-from fluxup.sandbox.processes import free_port, is_ours, start_process, stop_process, wait_until
+from fluxup.sandbox.processes import (
+    free_port,
+    is_ours,
+    start_process,
+    stop_process,
+    wait_until,
+)
 
 __all__ = ["Sandbox", "down", "load", "up"]
 
@@ -109,21 +115,30 @@ def load(directory: Path) -> Sandbox:
         data: dict[str, Any] = json.loads((directory / STATE_FILE).read_text())
     except (OSError, ValueError):
         raise SandboxError(f"{directory} is not a sandbox (no readable {STATE_FILE})") from None
-    return Sandbox(directory, data["token"], data.get("ports", {}), data.get("pids", {}),
-                   data.get("full", False))
+    return Sandbox(
+        directory,
+        data["token"],
+        data.get("ports", {}),
+        data.get("pids", {}),
+        data.get("full", False),
+    )
 
 
 def _etcd_argv(sb: Sandbox) -> list[str]:
     client, peer = sb.ports["etcd"], sb.ports["etcd-peer"]
     return [
-        str(_binary("etcd")), "--name=sandbox", f"--data-dir={sb.dir / 'etcd'}",
+        str(_binary("etcd")),
+        "--name=sandbox",
+        f"--data-dir={sb.dir / 'etcd'}",
         f"--listen-client-urls=http://127.0.0.1:{client}",
         f"--advertise-client-urls=http://127.0.0.1:{client}",
         f"--listen-peer-urls=http://127.0.0.1:{peer}",
         f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
         f"--initial-cluster=sandbox=http://127.0.0.1:{peer}",
-        "--unsafe-no-fsync=true", "--quota-backend-bytes=4294967296",
-        "--auto-compaction-retention=1", "--log-level=warn",
+        "--unsafe-no-fsync=true",
+        "--quota-backend-bytes=4294967296",
+        "--auto-compaction-retention=1",
+        "--log-level=warn",
     ]
 
 
@@ -132,17 +147,22 @@ def _apiserver_argv(sb: Sandbox, extra: Sequence[str]) -> list[str]:
     argv = [
         str(_binary("kube-apiserver")),
         f"--etcd-servers=http://127.0.0.1:{sb.ports['etcd']}",
-        "--bind-address=127.0.0.1", f"--secure-port={port}", "--advertise-address=127.0.0.1",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={port}",
+        "--advertise-address=127.0.0.1",
         "--endpoint-reconciler-type=none",
-        f"--tls-cert-file={pki.serving_crt}", f"--tls-private-key-file={pki.serving_key}",
+        f"--tls-cert-file={pki.serving_crt}",
+        f"--tls-private-key-file={pki.serving_key}",
         f"--client-ca-file={pki.ca_crt}",
         f"--service-account-issuer=https://127.0.0.1:{port}",
         f"--service-account-key-file={pki.sa_pub}",
         f"--service-account-signing-key-file={pki.sa_key}",
         "--service-cluster-ip-range=10.96.0.0/16",
-        "--authorization-mode=Node,RBAC", "--allow-privileged=true",
+        "--authorization-mode=Node,RBAC",
+        "--allow-privileged=true",
         f"--cert-dir={sb.dir / 'apiserver-certs'}",
-        "--profiling=false", "--v=1",
+        "--profiling=false",
+        "--v=1",
     ]
     if not sb.full:  # nothing creates `default` ServiceAccounts without the controller-manager
         argv.append("--disable-admission-plugins=ServiceAccount")
@@ -165,13 +185,19 @@ def _apiserver_ready(sb: Sandbox) -> bool:
     return status == 200
 
 
-def _start(sb: Sandbox, name: str, argv: list[str], out: TextIO) -> None:
+def start_component(
+    sb: Sandbox, name: str, argv: list[str], out: TextIO, env: dict[str, str] | None = None
+) -> None:
+    """Start the sandbox process ``name`` unless it already runs; record its PID."""
     if name in sb.pids and is_ours(sb.pids[name], sb.token):
         return
-    sb.pids[name] = start_process(name, argv, sb.logs, sb.token)
+    sb.pids[name] = start_process(name, argv, sb.logs, sb.token, env=env)
     sb.save()
-    print(f"  started {name} (pid {sb.pids[name]}, log {sb.logs / (name + '.log')})",
-          file=out, flush=True)
+    print(
+        f"  started {name} (pid {sb.pids[name]}, log {sb.logs / (name + '.log')})",
+        file=out,
+        flush=True,
+    )
 
 
 def _alive(sb: Sandbox, name: str) -> bool:
@@ -183,11 +209,12 @@ def up(directory: Path, out: TextIO = sys.stdout, full: bool = False) -> Sandbox
     started = time.monotonic()
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
-    gobuild.ensure_all(["etcd", "kubernetes"], out)
+    gobuild.ensure_all(None if full else ["etcd", "kubernetes"], out)
     try:
         sb = load(directory)
     except SandboxError:
         sb = Sandbox(directory, new_token())
+    was_full = sb.full
     sb.full = sb.full or full
     for name in ("etcd", "etcd-peer", "apiserver"):
         sb.ports.setdefault(name, free_port())
@@ -196,18 +223,40 @@ def up(directory: Path, out: TextIO = sys.stdout, full: bool = False) -> Sandbox
     sb.kubeconfig.chmod(0o600)
     sb.save()
     print(f"sandbox {directory} (token {sb.token})", file=out, flush=True)
-    _start(sb, "etcd", _etcd_argv(sb), out)
-    wait_until("etcd", lambda: _etcd_healthy(sb.ports["etcd"]), 60,
-               sb.logs / "etcd.log", lambda: _alive(sb, "etcd"))
-    _start(sb, "kube-apiserver", _apiserver_argv(sb, ()), out)
-    wait_until("kube-apiserver", lambda: _apiserver_ready(sb), 180,
-               sb.logs / "kube-apiserver.log", lambda: _alive(sb, "kube-apiserver"))
+    start_component(sb, "etcd", _etcd_argv(sb), out)
+    wait_until(
+        "etcd",
+        lambda: _etcd_healthy(sb.ports["etcd"]),
+        60,
+        sb.logs / "etcd.log",
+        lambda: _alive(sb, "etcd"),
+    )
+    if full and not was_full and "kube-apiserver" in sb.pids:
+        # the full sandbox needs ServiceAccount admission: restart the apiserver with it
+        stop_process(sb.pids.pop("kube-apiserver"), sb.token)
+    start_component(sb, "kube-apiserver", _apiserver_argv(sb, ()), out)
+    wait_until(
+        "kube-apiserver",
+        lambda: _apiserver_ready(sb),
+        180,
+        sb.logs / "kube-apiserver.log",
+        lambda: _alive(sb, "kube-apiserver"),
+    )
     check_sandbox_kubeconfig(sb.kubeconfig)
     from fluxup.sandbox.addons import install_third_party_crds
 
     install_third_party_crds(sb, out)
-    print(f"control plane ready in {time.monotonic() - started:.1f}s: {sb.server}",
-          file=out, flush=True)
+    if sb.full:
+        from fluxup.sandbox.cluster import start_cluster_components
+
+        for part, seconds in start_cluster_components(sb, out).items():
+            print(f"  {part} ready in {seconds:.1f}s", file=out, flush=True)
+    what = "full sandbox" if sb.full else "control plane"
+    print(
+        f"{what} ready in {time.monotonic() - started:.1f}s: {sb.server}",
+        file=out,
+        flush=True,
+    )
     return sb
 
 
