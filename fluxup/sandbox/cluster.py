@@ -19,8 +19,12 @@ from typing import TYPE_CHECKING, TextIO
 
 from fluxup.errors import SandboxError
 from fluxup.sandbox import assets, gobuild
+from fluxup.sandbox.charts import package_demo_charts, start_chart_repo
 from fluxup.sandbox.components import COMPONENTS, component
-from fluxup.sandbox.processes import free_port, wait_until
+from fluxup.sandbox.gitserver import GitCredentials, ensure_credentials, start_git_server
+from fluxup.sandbox.processes import free_port, is_ours, wait_until
+from fluxup.sandbox.registry import push_demo_artifacts, start_registry
+from fluxup.sandbox.seed import build_flux_bootstrap, seed_repo
 
 if TYPE_CHECKING:
     from fluxup.sandbox.controlplane import Sandbox
@@ -34,6 +38,7 @@ __all__ = [
 ]
 
 NODE_NAME = "kwok-node-0"
+BOOTSTRAP_SECRET = "fleet-git-auth"
 CSI_DRIVER = "hostpath.csi.k8s.io"
 FULL_COMPONENTS = tuple(c.name for c in COMPONENTS)
 
@@ -374,8 +379,65 @@ def start_cluster_components(sb: Sandbox, out: TextIO = sys.stdout) -> dict[str,
                 sb.logs / f"{name}-controller.log",
             )
 
+    def gitops() -> None:
+        start_services(sb, out)
+
     step("controller-manager+scheduler", controller_manager)
     step("kwok", kwok)
     step("csi", csi)
     step("flux", flux)
+    step("git+charts+registry+seed", gitops)
     return timings
+
+
+def _running(sb: Sandbox, name: str) -> bool:
+    return name in sb.pids and is_ours(sb.pids[name], sb.token)
+
+
+def start_services(sb: Sandbox, out: TextIO = sys.stdout) -> None:
+    """Git server, chart repository, OCI registry, the seeded fleet repo, Flux bootstrap."""
+    git_dir = sb.dir / "git"
+    if not _running(sb, "git-server"):
+        pid, port, _ = start_git_server(git_dir, sb.token, sb.logs, port=sb.ports.get("git"))
+        sb.pids["git-server"], sb.ports["git"] = pid, port
+    credentials = ensure_credentials(git_dir)
+    chart_url = f"http://127.0.0.1:{sb.ports.get('charts', 0)}"
+    if not _running(sb, "chart-repo"):
+        pid, chart_url = start_chart_repo(
+            sb.dir / "charts", sb.token, sb.logs, port=sb.ports.get("charts")
+        )
+        sb.pids["chart-repo"], sb.ports["charts"] = pid, int(chart_url.rsplit(":", 1)[1])
+    if not _running(sb, "oci-registry"):
+        pid, port = start_registry(
+            sb.dir / "registry", sb.token, sb.logs, port=sb.ports.get("registry")
+        )
+        sb.pids["oci-registry"], sb.ports["registry"] = pid, port
+        push_demo_artifacts(f"http://127.0.0.1:{port}", package_demo_charts(sb.dir / "charts"))
+    sb.save()
+    registry_host = f"127.0.0.1:{sb.ports['registry']}"
+    repo_url = seed_repo(
+        f"http://127.0.0.1:{sb.ports['git']}", credentials, chart_url, registry_host
+    )
+    sb.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=fluxup-sandbox",
+        "-f",
+        "-",
+        input=build_flux_bootstrap(repo_url, BOOTSTRAP_SECRET, credentials),
+    )
+    print(
+        f"  Git server {repo_url} (user {credentials.username}, password in "
+        f"{git_dir / 'password'}); charts {chart_url}; OCI registry {registry_host}",
+        file=out,
+        flush=True,
+    )
+
+
+def fleet_url(sb: Sandbox) -> str:
+    """URL of the seeded fleet repository."""
+    return f"http://127.0.0.1:{sb.ports['git']}/fleet.git"
+
+
+def git_credentials(sb: Sandbox) -> GitCredentials:
+    return ensure_credentials(sb.dir / "git")

@@ -26,8 +26,8 @@ KWOK_VERSION = "v0.8.0"
 #: Flux controllers of one release train (Flux 2.9): CRD API versions agree
 #: (source v1, kustomize v1, helm v2, notification v1/v1beta3).
 FLUX_VERSIONS: dict[str, str] = {
-    "source-controller": "v1.9.6",
-    "kustomize-controller": "v1.9.6",
+    "source-controller": "v1.9.3",
+    "kustomize-controller": "v1.9.5",
     "helm-controller": "v1.6.4",
     "notification-controller": "v1.9.3",
 }

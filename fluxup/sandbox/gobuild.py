@@ -93,6 +93,14 @@ def _replace_args(comp: GoComponent, gomod: dict[str, Any]) -> list[str]:
     return args
 
 
+def _pinned(comp: GoComponent, pkg: str) -> str:
+    """``pkg@version`` for packages of ``comp.module``: a bare ``go get pkg`` means
+    ``@upgrade`` and would silently build the newest release instead of the pinned one."""
+    if pkg == comp.module or pkg.startswith(comp.module + "/"):
+        return f"{pkg}@{comp.version}"
+    return pkg
+
+
 class _Progress:
     """Prints a heartbeat line while a long build runs, so users see it is alive."""
 
@@ -155,8 +163,14 @@ def ensure_built(comp: GoComponent, out: TextIO = sys.stdout) -> Path:
     edits += [f"-require={req}" for req in comp.extra_requires]
     _go(["mod", "edit", *edits], work, env)
     for pkg in comp.packages.values():
-        _go(["get", "-tool", pkg], work, env)
+        _go(["get", "-tool", _pinned(comp, pkg)], work, env)
     _go(["mod", "tidy"], work, env)
+    resolved = _go(["list", "-m", "-f", "{{.Version}}", comp.module], work, env).strip()
+    if resolved != comp.version:
+        raise SandboxError(
+            f"{comp.module} resolved to {resolved}, not the pinned {comp.version}; "
+            "another requirement pulls it up: pin a compatible version in components.py"
+        )
     tmp_dest = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp_dest, ignore_errors=True)
     tmp_dest.mkdir(parents=True)

@@ -56,7 +56,16 @@ def start_process(
     )
     if proc.returncode != 0 or not proc.stdout.strip().isdigit():
         raise SandboxError(f"could not start {name}: {proc.stderr.strip()}")
-    return int(proc.stdout.strip())
+    pid = int(proc.stdout.strip())
+    # until setsid has exec'd the program, /proc/<pid>/environ is the launcher's: wait
+    # for the token so that ``is_ours`` is right from the moment we return
+    deadline = time.monotonic() + 10
+    while not is_ours(pid, token):
+        if time.monotonic() > deadline or not Path(f"/proc/{pid}").exists():
+            log = (log_dir / f"{name}.log").read_text(errors="replace")[-2000:]
+            raise SandboxError(f"{name} exited right after start; log:\n{log}")
+        time.sleep(0.01)
+    return pid
 
 
 def is_ours(pid: int, token: str) -> bool:

@@ -22,11 +22,6 @@ from fluxup.sandbox.gitserver import (
 )
 from fluxup.sandbox.processes import is_ours, stop_process
 
-# processes.start_process drops its Popen while the server runs on (by design: detached).
-pytestmark = pytest.mark.filterwarnings(
-    r"ignore:subprocess \d+ is still running:ResourceWarning"
-)
-
 
 @dataclass(frozen=True)
 class Server:
@@ -99,6 +94,17 @@ def test_push_creates_repo_then_clone_and_fetch_see_commits(
     for version in ("0", "2"):  # both wire protocols go through the backend
         git("-c", f"protocol.version={version}", "fetch", "-q", "origin", cwd=clone)
         assert git("rev-parse", "origin/main", cwd=clone).stdout.strip() == second
+
+
+def test_large_chunked_push_round_trips(server: Server, tmp_path: Path) -> None:
+    url, work, _ = new_repo(server, tmp_path, "large")
+    blob = secrets.token_bytes(3 * 1024 * 1024)  # over http.postBuffer: sent chunked
+    (work / "blob.bin").write_bytes(blob)
+    git("add", "blob.bin", cwd=work)
+    git("commit", "-q", "-m", "large", cwd=work)
+    git("-c", "http.postBuffer=65536", "push", "-q", url, "main", cwd=work)
+    git("clone", "-q", url, "large-clone", cwd=tmp_path)
+    assert (tmp_path / "large-clone" / "blob.bin").read_bytes() == blob
 
 
 @pytest.mark.parametrize("service", ["git-upload-pack", "git-receive-pack"])
