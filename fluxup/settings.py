@@ -7,6 +7,7 @@ aiohttp app (``AppKey``).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,8 +37,8 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         number = float(value)
     except ValueError:
         raise ConfigError(f"{name}={value!r} is not a number") from None
-    if number <= 0:
-        raise ConfigError(f"{name} must be positive, got {value}")
+    if not 0 < number < math.inf:  # also refuses nan
+        raise ConfigError(f"{name} must be positive and finite, got {value}")
     return number
 
 

@@ -21,6 +21,7 @@ from fluxup.sandbox import controlplane
 from fluxup.sandbox.addons import apply_files
 from fluxup.sandbox.controlplane import Sandbox
 from fluxup.sandbox.guard import check_sandbox_kubeconfig
+from tests.fleet import Fleet
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -39,7 +40,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         directory = os.environ.get("FLUXUP_SANDBOX_DIR")
         owned = not directory
         path = Path(directory) if directory else tmp_path_factory.mktemp("sandbox")
-        sb = controlplane.up(path)
+        sb = controlplane.up(path, full=True)
     os.environ["KUBECONFIG"] = str(sb.kubeconfig)  # anything defaulting to KUBECONFIG hits us
     yield sb
     if owned:
@@ -48,10 +49,16 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
 @pytest.fixture(scope="session")
 def fluxup_crds(sandbox: Sandbox) -> list[Path]:
-    files = sorted((REPO / "crds").glob("*.yaml"))
+    files = sorted((REPO / "crds").glob("fluxup.dev_*.yaml"))
     apply_files(sandbox, files)
     sandbox.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
     return files
+
+
+@pytest.fixture(scope="session")
+def fleet(sandbox: Sandbox) -> Fleet:
+    """The seeded GitOps repository Flux in the sandbox follows."""
+    return Fleet.of(sandbox)
 
 
 @pytest.fixture

@@ -101,16 +101,20 @@ def determine_chart_source(helm_release: Obj) -> ChartSource | None:
     ref = _get(helm_release, "spec", "chartRef")
     if isinstance(ref, Mapping) and ref.get("name"):
         return ChartSource(
-            kind=str(ref.get("kind", "OCIRepository")), name=str(ref["name"]),
-            namespace=str(ref.get("namespace") or namespace), via_chart_ref=True,
+            kind=str(ref.get("kind", "OCIRepository")),
+            name=str(ref["name"]),
+            namespace=str(ref.get("namespace") or namespace),
+            via_chart_ref=True,
         )
     spec = _get(helm_release, "spec", "chart", "spec")
     if isinstance(spec, Mapping):
         source = spec.get("sourceRef") or {}
         return ChartSource(
-            kind=str(source.get("kind", "HelmRepository")), name=str(source.get("name", "")),
+            kind=str(source.get("kind", "HelmRepository")),
+            name=str(source.get("name", "")),
             namespace=str(source.get("namespace") or namespace),
-            chart=str(spec.get("chart", "")), version=str(spec.get("version", "") or ""),
+            chart=str(spec.get("chart", "")),
+            version=str(spec.get("version", "") or ""),
         )
     return None
 
@@ -134,9 +138,9 @@ def determine_deployed_version(helm_release: Obj) -> str | None:
         if version:
             # the newest attempt failed; the version running is the last deployed one
             for entry in history[1:]:
-                if isinstance(entry, Mapping) and entry.get("status") in ("deployed",
-                                                                           "superseded"):
-                    return str(entry.get("chartVersion"))
+                if isinstance(entry, Mapping) and entry.get("status") in ("deployed", "superseded"):
+                    found = entry.get("chartVersion")
+                    return str(found) if found else None
             return None
     revision = _get(helm_release, "status", "lastAppliedRevision")  # v2beta1
     return str(revision) if revision else None
@@ -169,16 +173,22 @@ def _statefulset_claims(sts: Obj, existing: set[str]) -> list[str]:
     for template in _get(sts, "spec", "volumeClaimTemplates") or []:
         tname = str(_get(template, "metadata", "name"))
         prefix = f"{tname}-{name}-"
-        ordinals = {int(p[len(prefix):]) for p in existing
-                    if p.startswith(prefix) and p[len(prefix):].isdigit()}
+        ordinals = {
+            int(p[len(prefix) :])
+            for p in existing
+            if p.startswith(prefix) and p[len(prefix) :].isdigit()
+        }
         ordinals |= set(range(replicas))
         out += [f"{prefix}{i}" for i in sorted(ordinals) if f"{prefix}{i}" in existing]
     return out
 
 
 def determine_pvcs(
-    pvcs: Sequence[Obj], statefulsets: Sequence[Obj], deployments: Sequence[Obj],
-    pods: Sequence[Obj], labelled: Iterable[str],
+    pvcs: Sequence[Obj],
+    statefulsets: Sequence[Obj],
+    deployments: Sequence[Obj],
+    pods: Sequence[Obj],
+    labelled: Iterable[str],
 ) -> list[str]:
     """Names of the release's PVCs that exist, sorted.
 
@@ -210,11 +220,15 @@ def determine_workloads(
             if kind == "StatefulSet":
                 mounts |= set(_statefulset_claims(obj, wanted))
             replicas = _get(obj, "spec", "replicas")
-            out.append(Workload(
-                kind=kind, name=name, replicas=1 if replicas is None else int(replicas),
-                ready_replicas=int(_get(obj, "status", "readyReplicas") or 0),
-                pvcs=tuple(sorted(mounts & wanted)),
-            ))
+            out.append(
+                Workload(
+                    kind=kind,
+                    name=name,
+                    replicas=1 if replicas is None else int(replicas),
+                    ready_replicas=int(_get(obj, "status", "readyReplicas") or 0),
+                    pvcs=tuple(sorted(mounts & wanted)),
+                )
+            )
     return out
 
 
@@ -233,16 +247,20 @@ def choose_snapshot_class(
             return None, f"VolumeSnapshotClass {explicit!r} does not exist"
         driver = by_name[explicit].get("driver")
         if drivers and drivers != {driver}:
-            return None, (f"VolumeSnapshotClass {explicit!r} uses driver {driver!r} but the "
-                          f"PVCs are provisioned by {sorted(drivers)}")
+            return None, (
+                f"VolumeSnapshotClass {explicit!r} uses driver {driver!r} but the "
+                f"PVCs are provisioned by {sorted(drivers)}"
+            )
         return explicit, "explicit"
     if len(drivers) > 1:
         return None, f"PVCs use several provisioners {sorted(drivers)}; name a class explicitly"
     matching = [c for c in classes if c.get("driver") in drivers]
     if not matching:
         return None, f"no VolumeSnapshotClass for driver(s) {sorted(drivers)}"
-    matching.sort(key=lambda c: (
-        _get(c, "metadata", "annotations", DEFAULT_CLASS_ANNOTATION) != "true",
-        str(_get(c, "metadata", "name")),
-    ))
+    matching.sort(
+        key=lambda c: (
+            _get(c, "metadata", "annotations", DEFAULT_CLASS_ANNOTATION) != "true",
+            str(_get(c, "metadata", "name")),
+        )
+    )
     return str(_get(matching[0], "metadata", "name")), "matched by driver"

@@ -98,8 +98,9 @@ def determine_snapshot_status(obj: Mapping[str, Any]) -> SnapshotStatus:
     if error.get("message"):
         return SnapshotStatus(name, pvc, SnapshotState.FAILED, str(error["message"]))
     if status.get("readyToUse") is True:
-        return SnapshotStatus(name, pvc, SnapshotState.READY,
-                              restore_size=str(status.get("restoreSize", "")))
+        return SnapshotStatus(
+            name, pvc, SnapshotState.READY, restore_size=str(status.get("restoreSize", ""))
+        )
     return SnapshotStatus(name, pvc, SnapshotState.PENDING, "waiting for ReadyToUse")
 
 
@@ -119,18 +120,20 @@ def select_expired(
 
     Snapshots are grouped into sets by upgrade request. The newest ``keep_last`` sets
     are kept; older sets are deleted, and so are sets older than ``max_age``, except
-    sets of ``protected_requests`` (in-flight upgrades and the newest successful one),
-    which are never deleted.
+    the newest set (what a rollback restores) and sets of ``protected_requests``
+    (in-flight upgrades and the newest successful one), which are never deleted.
+    Snapshots without a request label are no set: never deleted, never counted.
     """
     protected = {label_safe(r) for r in protected_requests}
     sets: dict[str, list[Mapping[str, Any]]] = {}
     for snap in snapshots:
         request = str(((snap.get("metadata") or {}).get("labels") or {}).get(REQUEST_LABEL, ""))
-        sets.setdefault(request, []).append(snap)
+        if request:
+            sets.setdefault(request, []).append(snap)
     ordered = sorted(sets.items(), key=lambda kv: max(_created(s) for s in kv[1]), reverse=True)
     expired: list[str] = []
     for index, (request, members) in enumerate(ordered):
-        if request in protected or not request:
+        if index == 0 or request in protected:
             continue
         newest = max(_created(s) for s in members)
         too_many = index >= keep_last

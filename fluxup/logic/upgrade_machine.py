@@ -29,8 +29,16 @@ class Route:
 
 
 _ORDER = (
-    P.PENDING, P.PREFLIGHT, P.COMMITTING, P.AWAITING_APPLY, P.QUIESCING, P.SNAPSHOTTING,
-    P.RELEASING, P.UPGRADING, P.HEALTH_CHECKING, P.SUCCEEDED,
+    P.PENDING,
+    P.PREFLIGHT,
+    P.COMMITTING,
+    P.AWAITING_APPLY,
+    P.QUIESCING,
+    P.SNAPSHOTTING,
+    P.RELEASING,
+    P.UPGRADING,
+    P.HEALTH_CHECKING,
+    P.SUCCEEDED,
 )
 
 #: Phases that hold the app's one-operation lock.
@@ -65,9 +73,9 @@ def _build_transitions() -> frozenset[tuple[UpgradePhase, UpgradePhase]]:
     pairs = {(P.PENDING, P.QUEUED), (P.QUEUED, P.PENDING), (P.PREFLIGHT, P.SUCCEEDED)}
     for i, phase in enumerate(_ORDER[:-1]):
         pairs.add((phase, P.FAILED))
-        for later in _ORDER[i + 1:]:
+        for later in _ORDER[i + 1 :]:
             # optional phases may be skipped, never the mandatory ones in between
-            between = _ORDER[i + 1:_ORDER.index(later)]
+            between = _ORDER[i + 1 : _ORDER.index(later)]
             if all(b in (P.COMMITTING, P.QUIESCING, P.SNAPSHOTTING) for b in between):
                 pairs.add((phase, later))
     pairs.add((P.QUEUED, P.FAILED))

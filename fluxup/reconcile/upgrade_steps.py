@@ -634,7 +634,7 @@ async def finish(p: Pass, succeeded: bool) -> None:
     if not succeeded:
         await _restore_replicas(p)
     await _free_lock(p, succeeded)
-    if succeeded:
+    if succeeded and not p.ur.spec.dry_run:
         await prune_snapshots(p)
 
 

@@ -69,15 +69,27 @@ def start_process(
 
 
 def is_ours(pid: int, token: str) -> bool:
-    """True if ``pid`` is alive and was started by the sandbox with ``token``."""
-    try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    if stat.rsplit(")", 1)[-1].split()[0] == "Z":  # zombie: exited, not yet reaped
-        return False
-    return f"{TOKEN_ENV}={token}".encode() in environ.split(b"\0")
+    """True if ``pid`` is alive and was started by the sandbox with ``token``.
+
+    ``/proc/<pid>/environ`` can be unreadable for an instant while the process execs, so
+    a failed read is retried briefly before the process counts as gone.
+    """
+    for _ in range(20):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False  # no such process
+        if stat.rsplit(")", 1)[-1].split()[0] == "Z":  # zombie: exited, not yet reaped
+            return False
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            time.sleep(0.005)
+            continue
+        if environ:
+            return f"{TOKEN_ENV}={token}".encode() in environ.split(b"\0")
+        time.sleep(0.005)  # empty while the kernel swaps in the new image
+    return False
 
 
 def stop_process(pid: int, token: str, grace: float = 10.0) -> bool:

@@ -49,6 +49,7 @@ __all__ = [
     "build_flux_bootstrap",
     "build_repo_files",
     "commit_files",
+    "read_file",
     "remove_app",
     "seed_repo",
 ]
@@ -220,6 +221,21 @@ def commit_files(
             return _git(["rev-parse", "HEAD"], workdir, env).stdout.strip()
         _git(["commit", "-q", "-m", message], workdir, env)
         return _push(workdir, branch, env, retries)
+
+
+def read_file(
+    repo_url: str, credentials: GitCredentials, path: str, *, branch: str = "main"
+) -> str:
+    """The text of ``path`` at the head of ``branch`` (a shallow clone, then discarded)."""
+    env = _git_env(credentials)
+    with tempfile.TemporaryDirectory(prefix="fluxup-seed-") as tmp:
+        workdir = Path(tmp) / "repo"
+        _git(["clone", "-q", "--depth=1", "--branch", branch, repo_url, str(workdir)],
+             Path(tmp), env)
+        target = workdir / path
+        if ".." in Path(path).parts or not target.is_file():
+            raise SandboxError(f"{path} is not a file in {repo_url}@{branch}")
+        return target.read_text()
 
 
 def _branch_exists(repo_url: str, branch: str, env: Mapping[str, str]) -> bool:

@@ -1,0 +1,198 @@
+"""What the admission gate costs: HelmRelease updates with and without it, and its throughput.
+
+    .venv/bin/python benchmarks/gate_latency.py [--kubeconfig SANDBOX/kubeconfig] [--requests N]
+
+Against a sandbox API server (started in a temporary directory unless ``--kubeconfig``
+names a running sandbox's), it measures managed HelmRelease updates (a server-side
+apply as ``kustomize-controller``, as Flux does) at concurrency 1, 4 and 16, first with no
+webhook registered, then with FluxUp's webhook configurations pointing at a local
+webhook process; then the webhook's own throughput (reviews/s) on one process over HTTPS.
+Prints a table; asserts nothing (numbers depend on the machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import secrets
+import ssl
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+from fluxup.api import annotations as ann
+from fluxup.sandbox import controlplane
+from fluxup.sandbox.controlplane import Sandbox
+from fluxup.sandbox.guard import check_sandbox_kubeconfig
+from fluxup.sandbox.processes import free_port
+from webhook.local import LocalWebhook, build_local_configurations
+
+REPO = Path(__file__).resolve().parent.parent
+OPERATOR = "system:serviceaccount:fluxup-system:fluxup-operator"
+CONCURRENCIES = (1, 4, 16)
+
+
+def _percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def _release(namespace: str, name: str, tick: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "helm.toolkit.fluxcd.io/v2",
+        "kind": "HelmRelease",
+        "metadata": {"name": name, "namespace": namespace,
+                     "labels": {ann.MANAGED_APP_LABEL: name},
+                     "annotations": {"bench.fluxup.dev/tick": str(tick)}},
+        "spec": {"interval": "10m",
+                 "chart": {"spec": {"chart": "app", "version": "1.0.0",
+                                    "sourceRef": {"kind": "HelmRepository", "name": "c"}}}},
+    }
+
+
+async def _timed(worker: Callable[[int], Awaitable[None]], concurrency: int,
+                 total: int) -> list[float]:
+    latencies: list[float] = []
+    per_worker = max(1, total // concurrency)
+
+    async def run(w: int) -> None:
+        for i in range(per_worker):
+            started = time.perf_counter()
+            await worker(w * per_worker + i)
+            latencies.append(time.perf_counter() - started)
+
+    await asyncio.gather(*(run(w) for w in range(concurrency)))
+    return latencies
+
+
+async def _apply_latencies(sb: Sandbox, namespace: str, total: int) -> dict[int, list[float]]:
+    results: dict[int, list[float]] = {}
+    connector = aiohttp.TCPConnector(ssl=sb.ssl_context(), limit=32)
+    base = f"{sb.server}/apis/helm.toolkit.fluxcd.io/v2/namespaces/{namespace}/helmreleases"
+    async with aiohttp.ClientSession(connector=connector, raise_for_status=True) as client:
+        for concurrency in CONCURRENCIES:
+            async def apply(i: int, concurrency: int = concurrency) -> None:
+                name = f"app-{i % concurrency}"
+                async with client.patch(
+                    f"{base}/{name}",
+                    params={"fieldManager": "kustomize-controller", "force": "true"},
+                    headers={"Content-Type": "application/apply-patch+yaml"},
+                    data=json.dumps(_release(namespace, name, i)),
+                ) as resp:
+                    await resp.read()
+
+            await _timed(apply, concurrency, concurrency * 2)  # warm up
+            results[concurrency] = await _timed(apply, concurrency, total)
+    return results
+
+
+def _review(i: int) -> bytes:
+    old = _release("bench", "app", 0)
+    old["status"] = {"history": [{"chartVersion": "1.0.0"}]}
+    new = _release("bench", "app", i)
+    new["spec"]["chart"]["spec"]["version"] = "1.0.1" if i % 2 else "1.0.0"
+    review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+              "request": {"uid": f"u{i}", "operation": "UPDATE",
+                          "kind": {"group": "helm.toolkit.fluxcd.io", "version": "v2",
+                                   "kind": "HelmRelease"},
+                          "userInfo": {"username": "kustomize-controller"},
+                          "object": new, "oldObject": old}}
+    return json.dumps(review).encode()
+
+
+async def _throughput(webhook: LocalWebhook, total: int, concurrency: int = 16) -> float:
+    context = ssl.create_default_context(cafile=str(webhook.files.ca_bundle))
+    bodies = [_review(i) for i in range(64)]
+    connector = aiohttp.TCPConnector(ssl=context, limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, raise_for_status=True) as client:
+        async def post(i: int) -> None:
+            async with client.post(webhook.url + "/mutate", data=bodies[i % len(bodies)]) as r:
+                base64.b64decode((await r.json())["response"].get("patch", ""))
+
+        await _timed(post, concurrency, concurrency * 4)
+        started = time.perf_counter()
+        done = await _timed(post, concurrency, total)
+        return len(done) / (time.perf_counter() - started)
+
+
+def _register(sb: Sandbox, webhook: LocalWebhook, token: str) -> list[dict[str, Any]]:
+    manifest = REPO / "manifests/webhook/core/webhookconfigurations.yaml"
+    configs = build_local_configurations(
+        list(yaml.safe_load_all(manifest.read_text())), webhook.url,
+        webhook.files.ca_bundle.read_bytes(), name=f"fluxup-gate-bench-{token}",
+        namespace_selector={"matchLabels": {"fluxup.dev/gate-bench": token}})
+    sb.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                     "items": configs}))
+    return configs
+
+
+def _row(label: str, concurrency: int, samples: list[float]) -> str:
+    p50, p99 = _percentile(samples, 0.5) * 1000, _percentile(samples, 0.99) * 1000
+    return f"| {label:<28} | {concurrency:>11} | {len(samples):>8} | {p50:>8.1f} | {p99:>8.1f} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kubeconfig", type=Path, help="a running sandbox's kubeconfig")
+    parser.add_argument("--requests", type=int, default=192, help="updates per measurement")
+    parser.add_argument("--reviews", type=int, default=4000, help="reviews for throughput")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="fluxup-bench-"))
+    owned = args.kubeconfig is None
+    if owned:
+        sb = controlplane.up(work / "sandbox", out=sys.stderr)
+    else:
+        check_sandbox_kubeconfig(args.kubeconfig)
+        sb = controlplane.load(args.kubeconfig.resolve().parent)
+    token = secrets.token_hex(3)
+    namespace = f"bench-{token}"
+    webhook = LocalWebhook(work / "certs", free_port(), OPERATOR, work / "webhook.log")
+    configs: list[dict[str, Any]] = []
+    try:
+        sb.kubectl("create", "namespace", namespace)
+        sb.kubectl("label", "namespace", namespace, f"fluxup.dev/gate-bench={token}")
+        for i in range(max(CONCURRENCIES)):
+            sb.kubectl("apply", "--server-side", "--field-manager=kustomize-controller", "-f",
+                       "-", input=json.dumps(_release(namespace, f"app-{i}", 0)))
+        without = asyncio.run(_apply_latencies(sb, namespace, args.requests))
+        webhook.start()
+        configs = _register(sb, webhook, token)
+        with_gate = asyncio.run(_apply_latencies(sb, namespace, args.requests))
+        rate = asyncio.run(_throughput(webhook, args.reviews))
+    finally:
+        if configs:
+            sb.kubectl("delete", "-f", "-", "--ignore-not-found", check=False,
+                       input=json.dumps({"apiVersion": "v1", "kind": "List", "items": configs}))
+        webhook.stop()
+        sb.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        if owned:
+            controlplane.down(sb.dir, out=sys.stderr)
+
+    print("HelmRelease server-side apply through kube-apiserver (managed release)")
+    print("| webhook                      | concurrency | requests | p50 (ms) | p99 (ms) |")
+    print("|------------------------------|-------------|----------|----------|----------|")
+    for concurrency in CONCURRENCIES:
+        print(_row("none registered", concurrency, without[concurrency]))
+        print(_row("FluxUp mutate + validate", concurrency, with_gate[concurrency]))
+    print()
+    extra = {c: statistics.median(with_gate[c]) - statistics.median(without[c])
+             for c in CONCURRENCIES}
+    print("median added by the gate: " + ", ".join(
+        f"c={c}: {ms * 1000:+.1f} ms" for c, ms in extra.items()))
+    print(f"webhook throughput, one process, HTTPS, 16 connections: {rate:,.0f} reviews/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Names of the labels and annotations FluxUp reads and writes on Flux objects.
+
+Shared by the operator (which writes most of them) and the admission gate (which reads
+them and writes the ``held`` pair). Pure constants; who may write each one is part of
+its contract and enforced by the validating webhook (DESIGN.md §2, rule 7).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "APPROVED",
+    "BYPASS",
+    "HELD",
+    "HELD_SINCE",
+    "IMAGE_PATHS",
+    "MANAGED_APP_LABEL",
+    "OPERATOR_ONLY_ANNOTATIONS",
+    "PREFIX",
+    "RELEASED",
+    "UPGRADE_REQUEST",
+]
+
+PREFIX: Final = "fluxup.dev/"
+
+#: Label the operator puts on the HelmRelease (and OCIRepository) of every ManagedApp;
+#: its value is the ManagedApp's name. The webhook configurations select on it
+#: (``Exists``), so unmanaged objects never reach the gate. Only the operator may remove it.
+MANAGED_APP_LABEL: Final = "fluxup.dev/managed-app"
+
+#: Identity (JSON, see :mod:`fluxup.logic.identity`) the operator approved after the
+#: pre-upgrade snapshots of exactly that identity became ReadyToUse. Operator-only.
+APPROVED: Final = "fluxup.dev/approved"
+
+#: Identity (JSON) running after FluxUp's last successful release. Carries what the
+#: HelmRelease status cannot tell (image tags). Operator-only.
+RELEASED: Final = "fluxup.dev/released"
+
+#: JSON list of value paths into ``spec.values`` whose values are image tags the gate
+#: treats as part of the identity, e.g. ``["image.tag", "db.image.tag"]``. Written by the
+#: operator from the ManagedApp, so the gate needs no API call. Operator-only.
+IMAGE_PATHS: Final = "fluxup.dev/image-paths"
+
+#: Identity (JSON) the gate is holding; written by the mutating webhook.
+HELD: Final = "fluxup.dev/held"
+
+#: RFC 3339 UTC time the current hold started; written by the mutating webhook.
+HELD_SINCE: Final = "fluxup.dev/held-since"
+
+#: Audited emergency override: ``fluxup.dev/bypass: "<reason>"`` lets a person
+#: un-suspend a held object. The operator records it as an Event and a notification.
+BYPASS: Final = "fluxup.dev/bypass"
+
+#: Name of the UpgradeRequest handling the current hold (informational; the operator
+#: writes it so the gate's messages can name it without an API call).
+UPGRADE_REQUEST: Final = "fluxup.dev/upgrade-request"
+
+#: Annotations nobody but the operator's own user may add, change or remove.
+OPERATOR_ONLY_ANNOTATIONS: Final = (APPROVED, RELEASED, IMAGE_PATHS)

@@ -1,0 +1,351 @@
+"""Release identity: what version of a managed app an object asks for, and what runs.
+
+An identity is the chart version (``spec.chart.spec.version`` of a HelmRelease, or the
+tag/digest of an OCIRepository) plus the image tags at the value paths the ManagedApp
+names (``fluxup.dev/image-paths``). This module computes the *desired* identity from an
+incoming object and the *deployed* identity from the stored object (HelmRelease status
+history, v2beta1 ``lastAppliedRevision``, OCIRepository artifact revision, or the
+operator's ``fluxup.dev/released`` annotation), and serializes identities as the JSON the
+operator and the gate exchange in annotations. Used by :mod:`fluxup.logic.gate`, the
+webhook and the operator. Pure: no I/O, never raises on malformed objects.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from fluxup.api import annotations as ann
+from fluxup.logic.gate_values import (
+    ValuePath,
+    ValuePathError,
+    annotations_of,
+    get,
+    get_mapping,
+    parse_value_path,
+    scalar_text,
+)
+
+__all__ = [
+    "Deployed",
+    "Desired",
+    "GatedKind",
+    "Identity",
+    "IdentityError",
+    "approved_identity",
+    "determine_deployed",
+    "determine_desired",
+    "held_identity_text",
+    "image_paths_of",
+    "is_exact_version",
+    "normalize_chart_version",
+    "parse_identity",
+]
+
+_EXACT_SEMVER = re.compile(
+    r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$"
+)
+
+
+class GatedKind(StrEnum):
+    """The Flux kinds whose identity the gate computes."""
+
+    HELM_RELEASE = "HelmRelease"
+    OCI_REPOSITORY = "OCIRepository"
+
+
+class IdentityError(ValueError):
+    """An identity annotation is not valid identity JSON."""
+
+
+def is_exact_version(version: str) -> bool:
+    """True for one pinned semver (``12.5.0``, ``v1.2.3-rc.1``, ``=1.2.3``); false for ranges.
+
+    Flux resolves chart versions as Masterminds semver constraints: anything but a full
+    ``MAJOR.MINOR.PATCH`` (``12.x``, ``>=12``, ``^1.2``, ``~1.2``, ``*``, ``12.5``, empty)
+    matches more than one version and cannot be gated per version.
+    """
+    text = version.strip()
+    if text.startswith("="):
+        text = text[1:].strip()
+    return bool(_EXACT_SEMVER.match(text))
+
+
+def normalize_chart_version(version: str) -> str:
+    """Canonical text of an exact chart version: no ``=``, no ``v`` prefix, no spaces."""
+    text = version.strip()
+    if text.startswith("="):
+        text = text[1:].strip()
+    return text[1:] if text.startswith("v") else text
+
+
+def _canonical_path(path: str) -> str:
+    """``spec.values.image.tag`` and ``image.tag`` name the same value."""
+    try:
+        return str(parse_value_path(path))
+    except ValuePathError:
+        return path
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A release identity. ``chart`` ``None`` means "not determined by this object";
+    ``images`` maps value path → tag, ``None`` for a path that is absent (chart default).
+    """
+
+    chart: str | None = None
+    images: tuple[tuple[str, str | None], ...] = ()
+
+    def __post_init__(self) -> None:
+        images = {_canonical_path(p): t for p, t in self.images}
+        object.__setattr__(self, "images", tuple(sorted(images.items())))
+
+    @property
+    def is_empty(self) -> bool:
+        return self.chart is None and not self.images
+
+    def image(self, path: str) -> tuple[bool, str | None]:
+        """(known, tag) of the image at ``path``."""
+        for p, tag in self.images:
+            if p == path:
+                return True, tag
+        return False, None
+
+    def satisfies(self, other: Identity) -> bool:
+        """True when ``other`` agrees with every component this identity defines."""
+        if self.chart is not None and other.chart != self.chart:
+            return False
+        for path, tag in self.images:
+            known, other_tag = other.image(path)
+            if not known or other_tag != tag:
+                return False
+        return True
+
+    def to_json(self) -> str:
+        """Canonical compact JSON, e.g. ``{"chart":"12.5.0","images":{"image.tag":"1.2"}}``."""
+        doc: dict[str, object] = {}
+        if self.chart is not None:
+            doc["chart"] = self.chart
+        if self.images:
+            doc["images"] = dict(self.images)
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+    def describe(self) -> str:
+        """Short human text: ``12.5.0``, ``12.5.0 (image.tag=1.22)``, ``image.tag=1.22``."""
+        imgs = ", ".join(f"{p}={t if t is not None else '<unset>'}" for p, t in self.images)
+        if self.chart is not None and imgs:
+            return f"{self.chart} ({imgs})"
+        return self.chart or imgs or "<no version>"
+
+
+def parse_identity(text: str) -> Identity:
+    """Parse identity JSON as written by :meth:`Identity.to_json`; strict about shape."""
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError):
+        raise IdentityError("identity annotation is not JSON") from None
+    if not isinstance(doc, dict) or set(doc) - {"chart", "images"}:
+        raise IdentityError('identity must be a JSON object with "chart" and/or "images"')
+    chart = doc.get("chart")
+    if chart is not None and not isinstance(chart, str):
+        raise IdentityError('identity "chart" must be a string')
+    images = doc.get("images", {})
+    if not isinstance(images, dict) or not all(
+        isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in images.items()
+    ):
+        raise IdentityError('identity "images" must map value paths to tags')
+    return Identity(chart=chart, images=tuple(images.items()))
+
+
+def _identity_annotation(obj: object, name: str) -> Identity | None:
+    text = annotations_of(obj).get(name)
+    if text is None:
+        return None
+    try:
+        return parse_identity(text)
+    except IdentityError:
+        return None
+
+
+def image_paths_of(obj: object) -> tuple[tuple[ValuePath, ...], tuple[str, ...]]:
+    """Value paths from ``fluxup.dev/image-paths`` and the problems reading them."""
+    text = annotations_of(obj).get(ann.IMAGE_PATHS)
+    if text is None:
+        return (), ()
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError):
+        doc = None
+    if not isinstance(doc, list) or not all(isinstance(p, str) for p in doc):
+        return (), (f"annotation {ann.IMAGE_PATHS} is not a JSON list of value paths",)
+    paths: list[ValuePath] = []
+    problems: list[str] = []
+    for raw in doc:
+        try:
+            paths.append(parse_value_path(raw))
+        except ValuePathError as exc:
+            problems.append(str(exc))
+    return tuple(paths), tuple(problems)
+
+
+@dataclass(frozen=True)
+class Desired:
+    """The identity an incoming object asks for.
+
+    ``ungated`` explains components that cannot be gated (version ranges, floating
+    tags); ``problems`` are policy the gate could not read, which forces a hold.
+    """
+
+    identity: Identity
+    ungated: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+
+
+def _text(value: object) -> str | None:
+    """Version-like field text; YAML may have turned ``12`` or ``1.2`` into numbers."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str | int | float):
+        return str(value)
+    return None
+
+
+def _desired_helm_release(obj: object) -> Desired:
+    ungated: list[str] = []
+    chart: str | None = None
+    if get_mapping(obj, "spec", "chartRef") is None:
+        version = _text(get(obj, "spec", "chart", "spec", "version"))
+        if version is None or not version.strip():
+            ungated.append("chart version is not set (Flux installs the latest, '*')")
+        elif is_exact_version(version):
+            chart = normalize_chart_version(version)
+        else:
+            ungated.append(f"chart version {version.strip()!r} is a range")
+    paths, problems = image_paths_of(obj)
+    values = get(obj, "spec", "values")
+    images = tuple((str(p), scalar_text(p.lookup(values))) for p in paths)
+    return Desired(Identity(chart, images), tuple(ungated), problems)
+
+
+def _desired_oci_repository(obj: object) -> Desired:
+    ref = get_mapping(obj, "spec", "ref") or {}
+    digest, semver, tag = (_text(ref.get(k)) for k in ("digest", "semver", "tag"))
+    if digest and digest.strip():
+        return Desired(Identity(chart="@" + digest.strip()))
+    if semver and semver.strip():
+        return Desired(Identity(), (f"ref.semver {semver.strip()!r} is a range",))
+    if tag and tag.strip() and tag.strip() != "latest":
+        return Desired(Identity(chart=tag.strip()))
+    return Desired(Identity(), ("tag 'latest' floats (no ref.tag, ref.digest pins nothing)",))
+
+
+def determine_desired(kind: GatedKind, obj: object) -> Desired:
+    """The identity ``obj`` (an incoming HelmRelease or OCIRepository) asks for."""
+    if kind is GatedKind.HELM_RELEASE:
+        return _desired_helm_release(obj)
+    return _desired_oci_repository(obj)
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What runs now. ``candidates``: identities any of which describe it (an OCI
+    revision names a tag and a digest). ``nothing``: nothing was ever released.
+    """
+
+    candidates: tuple[Identity, ...] = ()
+    nothing: bool = False
+    sources: tuple[str, ...] = field(default=())
+
+    def satisfied_by(self, desired: Identity) -> bool:
+        return any(desired.satisfies(c) for c in self.candidates)
+
+
+def _status_chart_version(stored: Mapping[str, object]) -> str | None:
+    history = get(stored, "status", "history")
+    if isinstance(history, list) and history and isinstance(history[0], Mapping):
+        version = _text(history[0].get("chartVersion"))
+        if version and version.strip():
+            return normalize_chart_version(version)
+    revision = _text(get(stored, "status", "lastAppliedRevision"))
+    if revision and revision.strip():
+        return normalize_chart_version(revision)
+    return None
+
+
+def _oci_revision_charts(stored: Mapping[str, object]) -> tuple[str, ...]:
+    revision = _text(get(stored, "status", "artifact", "revision"))
+    if not revision or not revision.strip():
+        return ()
+    revision = revision.strip()
+    if "@" in revision:
+        tag, digest = revision.rsplit("@", 1)
+        return tuple(c for c in (tag, "@" + digest) if c and c != "@")
+    if revision.startswith(("sha256:", "sha384:", "sha512:")):
+        return ("@" + revision,)
+    if "/" in revision:  # pre-2.0 format "<tag>/<hex digest>"
+        tag, digest = revision.rsplit("/", 1)
+        return tuple(c for c in (tag, "@sha256:" + digest) if c and c != "@sha256:")
+    return (revision,)
+
+
+def determine_deployed(
+    kind: GatedKind,
+    stored: Mapping[str, object] | None,
+    incoming: Mapping[str, object],
+    image_paths: tuple[str, ...] = (),
+) -> Deployed:
+    """The identity running now.
+
+    ``stored`` is the object as persisted (AdmissionReview ``oldObject`` on UPDATE, ``None``
+    on CREATE); its status is authoritative. On CREATE only the incoming ``released``
+    annotation counts (the validating webhook lets only the operator write it) and no
+    status is trusted, so a new object with neither has ``nothing`` deployed: a first
+    install, which has no data to protect. Image tags come from ``released``; while the
+    stored object is not held, its own values fill in image paths ``released`` lacks (at
+    rest, Flux has reconciled the stored spec; a held object's spec is not running).
+    """
+    source = stored if stored is not None else incoming
+    released = _identity_annotation(source, ann.RELEASED)
+    sources: list[str] = []
+    status_charts: tuple[str, ...] = ()
+    if stored is not None:
+        if kind is GatedKind.HELM_RELEASE:
+            version = _status_chart_version(stored)
+            status_charts = (version,) if version else ()
+        else:
+            status_charts = _oci_revision_charts(stored)
+    if status_charts:
+        sources.append("status")
+    if released is not None:
+        sources.append(ann.RELEASED)
+    if not status_charts and released is None:
+        return Deployed(nothing=True)
+
+    images = dict(released.images if released else ())
+    held = stored is not None and ann.HELD in annotations_of(stored)
+    missing = [p for p in image_paths if p not in images]
+    if stored is not None and not held and missing:
+        values = get(stored, "spec", "values")
+        for path in missing:
+            try:
+                images[path] = scalar_text(parse_value_path(path).lookup(values))
+            except ValuePathError:
+                continue
+        sources.append("stored spec")
+    charts = status_charts or ((released.chart,) if released and released.chart else (None,))
+    candidates = tuple(Identity(chart, tuple(images.items())) for chart in charts)
+    return Deployed(candidates, sources=tuple(sources))
+
+
+def approved_identity(obj: object) -> Identity | None:
+    """The operator's ``fluxup.dev/approved`` identity on ``obj`` (``None`` if absent/bad)."""
+    return _identity_annotation(obj, ann.APPROVED)
+
+
+def held_identity_text(obj: object) -> str | None:
+    """The raw ``fluxup.dev/held`` annotation on ``obj``."""
+    return annotations_of(obj).get(ann.HELD)

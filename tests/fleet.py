@@ -1,0 +1,90 @@
+"""The seeded GitOps fleet of the full sandbox, as integration tests use it.
+
+Each test adds its own app (own namespace) with :meth:`Fleet.add_app`, pushes commits with
+:meth:`Fleet.commit` and asks Flux to reconcile now instead of waiting for intervals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fluxup.sandbox import seed
+from fluxup.sandbox.cluster import fleet_url, git_credentials
+from fluxup.sandbox.controlplane import Sandbox
+from fluxup.sandbox.gitserver import GitCredentials
+from tests.waiting import wait_for
+
+
+@dataclass
+class Fleet:
+    sandbox: Sandbox
+    repo_url: str
+    credentials: GitCredentials
+    registry_host: str
+
+    @classmethod
+    def of(cls, sb: Sandbox) -> Fleet:
+        return cls(sb, fleet_url(sb), git_credentials(sb), f"127.0.0.1:{sb.ports['registry']}")
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        proc = self.sandbox.kubectl("get", kind, name, "-n", namespace, "-o", "json", check=False)
+        return json.loads(proc.stdout) if proc.returncode == 0 else None
+
+    def request_reconcile(self, kind: str, namespace: str, name: str) -> None:
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        self.sandbox.kubectl(
+            "annotate",
+            "--overwrite",
+            kind,
+            name,
+            "-n",
+            namespace,
+            f"reconcile.fluxcd.io/requestedAt={now}",
+            check=False,
+        )
+
+    def sync(self, app: str | None = None) -> None:
+        """Ask Flux to fetch Git and apply now (root and, if given, the app's Kustomization)."""
+        self.request_reconcile("gitrepository", "flux-system", "flux-system")
+        self.request_reconcile("kustomization", "flux-system", "flux-system")
+        if app:
+            self.request_reconcile("kustomization", "flux-system", f"app-{app}")
+
+    def add_app(self, app: seed.DemoApp) -> str:
+        head = seed.add_app(self.repo_url, self.credentials, app, self.registry_host)
+        self.sync(app.name)
+        return head
+
+    def commit(self, files: Mapping[str, str | None], message: str) -> str:
+        return seed.commit_files(self.repo_url, self.credentials, files, message)
+
+    def read(self, path: str) -> str:
+        return seed.read_file(self.repo_url, self.credentials, path)
+
+    def helm_release_ready(self, namespace: str, name: str, version: str) -> dict[str, Any] | None:
+        """The HelmRelease once helm-controller reports Ready for ``version`` (else None)."""
+        hr = self.get("helmrelease", namespace, name)
+        if not hr:
+            return None
+        status = hr.get("status") or {}
+        ready = any(
+            c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions") or []
+        )
+        history = status.get("history") or [{}]
+        current = status.get("observedGeneration") == hr["metadata"]["generation"]
+        return hr if ready and current and history[0].get("chartVersion") == version else None
+
+    def wait_released(
+        self, app: seed.DemoApp, version: str, timeout: float = 240
+    ) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            self.sync(app.name)
+            return self.helm_release_ready(app.namespace, app.name, version)
+
+        return wait_for(
+            f"HelmRelease {app.namespace}/{app.name} Ready at {version}", probe, timeout, interval=2
+        )

@@ -1,0 +1,129 @@
+"""Operator settings from the environment: defaults, overrides, invalid values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fluxup.errors import ConfigError
+from fluxup.settings import Settings
+
+
+def test_defaults() -> None:
+    assert Settings.from_env({}) == Settings(
+        namespace="fluxup-system",
+        operator_username="system:serviceaccount:fluxup-system:fluxup-operator",
+        field_manager="fluxup-operator",
+        work_dir=Path("/var/lib/fluxup"),
+        kubeconfig=None,
+        active_poll_seconds=1.0,
+        idle_resync_seconds=60.0,
+        allow_cross_namespace_refs=False,
+        git_author_name="FluxUp",
+        git_author_email="fluxup@localhost",
+    )
+
+
+def test_unrelated_variables_are_ignored() -> None:
+    assert Settings.from_env({"HOME": "/root", "NAMESPACE": "x"}) == Settings()
+
+
+@pytest.mark.parametrize(
+    ("env", "field", "value"),
+    [
+        ({"FLUXUP_NAMESPACE": "ops"}, "namespace", "ops"),
+        (
+            {"FLUXUP_OPERATOR_USERNAME": "system:serviceaccount:ops:fluxup"},
+            "operator_username",
+            "system:serviceaccount:ops:fluxup",
+        ),
+        ({"FLUXUP_FIELD_MANAGER": "fluxup-test"}, "field_manager", "fluxup-test"),
+        ({"FLUXUP_WORK_DIR": "/tmp/fluxup"}, "work_dir", Path("/tmp/fluxup")),
+        (
+            {"FLUXUP_KUBECONFIG": "/etc/fluxup/kubeconfig"},
+            "kubeconfig",
+            Path("/etc/fluxup/kubeconfig"),
+        ),
+        ({"KUBECONFIG": "/root/.kube/config"}, "kubeconfig", Path("/root/.kube/config")),
+        ({"FLUXUP_KUBECONFIG": "/a", "KUBECONFIG": "/b"}, "kubeconfig", Path("/a")),
+        ({"FLUXUP_KUBECONFIG": "", "KUBECONFIG": "/b"}, "kubeconfig", Path("/b")),
+        ({"KUBECONFIG": ""}, "kubeconfig", None),
+        ({"FLUXUP_ACTIVE_POLL_SECONDS": "0.25"}, "active_poll_seconds", 0.25),
+        ({"FLUXUP_ACTIVE_POLL_SECONDS": "3"}, "active_poll_seconds", 3.0),
+        ({"FLUXUP_IDLE_RESYNC_SECONDS": "300"}, "idle_resync_seconds", 300.0),
+        ({"FLUXUP_IDLE_RESYNC_SECONDS": " 1e2 "}, "idle_resync_seconds", 100.0),
+        ({"FLUXUP_GIT_AUTHOR_NAME": "Robot"}, "git_author_name", "Robot"),
+        ({"FLUXUP_GIT_AUTHOR_EMAIL": "robot@example.org"}, "git_author_email", "robot@example.org"),
+    ],
+)
+def test_override(env: dict[str, str], field: str, value: Any) -> None:
+    settings = Settings.from_env(env)
+    assert getattr(settings, field) == value
+    # nothing else changes
+    assert {k: v for k, v in vars(settings).items() if k != field} == {
+        k: v for k, v in vars(Settings()).items() if k != field
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("true", True),
+        ("True", True),
+        ("TRUE", True),
+        ("1", True),
+        ("yes", True),
+        ("YES", True),
+        ("false", False),
+        ("False", False),
+        ("0", False),
+        ("no", False),
+        ("No", False),
+    ],
+)
+def test_boolean(text: str, expected: bool) -> None:
+    env = {"FLUXUP_ALLOW_CROSS_NAMESPACE_REFS": text}
+    assert Settings.from_env(env).allow_cross_namespace_refs is expected
+
+
+@pytest.mark.parametrize("text", ["", "on", "off", "y", "2", "maybe", "true!"])
+def test_invalid_boolean(text: str) -> None:
+    with pytest.raises(ConfigError, match="FLUXUP_ALLOW_CROSS_NAMESPACE_REFS") as info:
+        Settings.from_env({"FLUXUP_ALLOW_CROSS_NAMESPACE_REFS": text})
+    assert "true or false" in str(info.value)  # says what to write instead
+
+
+@pytest.mark.parametrize("name", ["FLUXUP_ACTIVE_POLL_SECONDS", "FLUXUP_IDLE_RESYNC_SECONDS"])
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("", "not a number"),
+        ("fast", "not a number"),
+        ("1s", "not a number"),
+        ("0", "must be positive"),
+        ("-1", "must be positive"),
+        ("-0.5", "must be positive"),
+        ("nan", "must be positive"),
+        ("inf", "must be positive"),
+    ],
+)
+def test_invalid_number(name: str, text: str, complaint: str) -> None:
+    with pytest.raises(ConfigError, match=name) as info:
+        Settings.from_env({name: text})
+    assert complaint in str(info.value)
+
+
+def test_from_env_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLUXUP_NAMESPACE", "from-process")
+    monkeypatch.setenv("FLUXUP_ALLOW_CROSS_NAMESPACE_REFS", "yes")
+    settings = Settings.from_env()
+    assert settings.namespace == "from-process"
+    assert settings.allow_cross_namespace_refs is True
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(AttributeError):
+        settings.namespace = "other"  # type: ignore[misc]
