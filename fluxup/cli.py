@@ -72,6 +72,47 @@ def _operator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _webhook(args: argparse.Namespace) -> int:
+    import logging
+
+    from fluxup.settings import Settings
+    from webhook.server import run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings.from_env()
+    run(
+        args.host,
+        args.port,
+        Path(args.cert_file),
+        Path(args.key_file),
+        settings.operator_username,
+        allow_cross_namespace_refs=settings.allow_cross_namespace_refs,
+    )
+    return 0
+
+
+def _certs_ensure(args: argparse.Namespace) -> int:
+    from certs.commands import certs_ensure
+
+    print(
+        certs_ensure(
+            args.namespace,
+            args.service,
+            args.secret,
+            args.webhook_config,
+            kubeconfig=Path(args.kubeconfig) if args.kubeconfig else None,
+        )
+    )
+    return 0
+
+
+def _certs_write(args: argparse.Namespace) -> int:
+    from certs.commands import certs_write
+
+    print(certs_write(Path(args.dir), args.hosts, renew=args.renew))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fluxup", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -91,10 +132,39 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--dir", default=".sandbox", help="sandbox directory (default .sandbox)")
         cmd.set_defaults(func=func)
         if name == "up":
-            cmd.add_argument("--full", action="store_true",
-                             help="also start Flux, KWOK, the CSI stack and the Git server")
+            cmd.add_argument(
+                "--full",
+                action="store_true",
+                help="also start Flux, KWOK, the CSI stack and the Git server",
+            )
     operator = sub.add_parser("operator", help="run the FluxUp operator (settings from FLUXUP_*)")
     operator.set_defaults(func=_operator)
+
+    hook = sub.add_parser("webhook", help="run the admission webhook (HTTPS)")
+    hook.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server in its own pod
+    hook.add_argument("--port", type=int, default=8443)
+    hook.add_argument("--cert-file", required=True)
+    hook.add_argument("--key-file", required=True)
+    hook.set_defaults(func=_webhook)
+
+    certs = sub.add_parser("certs", help="webhook certificates")
+    csub = certs.add_subparsers(dest="action", required=True)
+    ensure = csub.add_parser(
+        "ensure",
+        help="create/renew the CA and serving cert in a Secret "
+        "and inject caBundle into the webhook configurations",
+    )
+    ensure.add_argument("--namespace", required=True)
+    ensure.add_argument("--service", required=True)
+    ensure.add_argument("--secret", required=True)
+    ensure.add_argument("--webhook-config", action="append", default=[], required=True)
+    ensure.add_argument("--kubeconfig")
+    ensure.set_defaults(func=_certs_ensure)
+    write = csub.add_parser("write", help="write a CA and serving certificate to files")
+    write.add_argument("--dir", required=True)
+    write.add_argument("--hosts", nargs="+", required=True)
+    write.add_argument("--renew", action="store_true")
+    write.set_defaults(func=_certs_write)
     return parser
 
 

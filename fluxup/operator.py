@@ -44,7 +44,7 @@ async def serve(settings: Settings, stop_flag: asyncio.Event | threading.Event |
                 ready_flag: asyncio.Event | threading.Event | None = None) -> None:
     """Run the operator until ``stop_flag`` is set (or forever)."""
     api = await _api_client(settings)
-    kube = KubeApi(api)
+    kube = KubeApi(api, manager=settings.field_manager)
     opener = GitOpenerCache(kube, settings)
     ctx = Context(kube=kube, settings=settings, open_git=opener, events=EventRecorder(kube))
     registry = kopf.OperatorRegistry()

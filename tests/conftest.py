@@ -22,6 +22,7 @@ from fluxup.sandbox.addons import apply_files
 from fluxup.sandbox.controlplane import Sandbox
 from fluxup.sandbox.guard import check_sandbox_kubeconfig
 from tests.fleet import Fleet
+from tests.stack import Stack, start_stack, stop_stack
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -59,6 +60,15 @@ def fluxup_crds(sandbox: Sandbox) -> list[Path]:
 def fleet(sandbox: Sandbox) -> Fleet:
     """The seeded GitOps repository Flux in the sandbox follows."""
     return Fleet.of(sandbox)
+
+
+@pytest.fixture(scope="session")
+def stack(sandbox: Sandbox, fluxup_crds: list[Path],
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """FluxUp's webhook and operator (under the shipped RBAC) running on the sandbox."""
+    running = start_stack(sandbox, tmp_path_factory.mktemp("fluxup"))
+    yield running
+    stop_stack(running)
 
 
 @pytest.fixture

@@ -71,9 +71,11 @@ def _utcnow() -> dt.datetime:
 
 
 def _log_outcome(path: str, reviewed: Reviewed, namespace: str, name: str) -> None:
-    if reviewed.decision in ("allow", "not-gated"):
-        return
     status = reviewed.response.get("status", {})
+    if reviewed.decision in ("allow", "not-gated") or not (
+        status or reviewed.response.get("warnings")
+    ):
+        return
     log.info(
         "%s %s %s/%s: %s %s",
         path,

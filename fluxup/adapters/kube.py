@@ -115,19 +115,30 @@ def _translate(exc: ApiException, what: str) -> KubeError:
 class KubeApi:
     """:class:`Kube` over a ``kubernetes_asyncio`` :class:`ApiClient`."""
 
-    def __init__(self, api: ApiClient) -> None:
+    def __init__(self, api: ApiClient, manager: str = "fluxup-operator") -> None:
         self._api = api
+        self._manager = manager
 
     async def _call(
-        self, method: str, path: str, what: str, body: Any = None,
-        query: list[tuple[str, str]] | None = None, content_type: str = "application/json",
+        self,
+        method: str,
+        path: str,
+        what: str,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
     ) -> Obj:
         headers = {"Accept": "application/json", "Content-Type": content_type}
         try:
             result = await self._api.call_api(
-                path, method, query_params=query or [], header_params=headers, body=body,
+                path,
+                method,
+                query_params=query or [],
+                header_params=headers,
+                body=body,
                 response_types_map={200: "object", 201: "object", 202: "object"},
-                auth_settings=["BearerToken"], _return_http_data_only=True,
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
             )
         except ApiException as exc:
             raise _translate(exc, what) from None
@@ -154,13 +165,23 @@ class KubeApi:
 
     async def create(self, res: Resource, namespace: str | None, body: Obj) -> Obj:
         name = body.get("metadata", {}).get("name") or body.get("metadata", {}).get("generateName")
-        return await self._call("POST", res.path(namespace), f"create {res.plural} {name}", body)
+        return await self._call(
+            "POST",
+            res.path(namespace),
+            f"create {res.plural} {name}",
+            body,
+            query=[("fieldManager", self._manager)],
+        )
 
     async def merge_patch(
         self, res: Resource, namespace: str | None, name: str, patch: Obj, sub: str = ""
     ) -> Obj:
         return await self._call(
-            "PATCH", res.path(namespace, name, sub), f"patch {res.plural} {name}", patch,
+            "PATCH",
+            res.path(namespace, name, sub),
+            f"patch {res.plural} {name}",
+            patch,
+            query=[("fieldManager", self._manager)],
             content_type="application/merge-patch+json",
         )
 
@@ -170,7 +191,10 @@ class KubeApi:
         name = body["metadata"]["name"]
         body = {"apiVersion": res.api_version, **body}
         return await self._call(
-            "PATCH", res.path(namespace, name, sub), f"apply {res.plural} {name}", body,
+            "PATCH",
+            res.path(namespace, name, sub),
+            f"apply {res.plural} {name}",
+            body,
             query=[("fieldManager", manager), ("force", "true")],
             content_type="application/apply-patch+yaml",
         )

@@ -14,6 +14,7 @@ from typing import Any
 
 import kopf
 
+from fluxup.adapters.kube import R, Resource
 from fluxup.api import annotations as ann
 from fluxup.api.constants import GROUP, VERSION
 from fluxup.errors import FluxUpError, InvalidObjectError
@@ -30,12 +31,18 @@ log = logging.getLogger(__name__)
 Reconciler = Callable[[Context, dict[str, Any]], Awaitable[Any]]
 
 
-async def _guarded(ctx: Context, body: Any, reconcile: Reconciler, what: str) -> None:
+async def _guarded(
+    ctx: Context, body: Any, reconcile: Reconciler, what: str, resource: Resource
+) -> None:
     meta = body.get("metadata") or {}
     key = f"{what}/{meta.get('namespace')}/{meta.get('name')}"
     async with ctx.lock(key):
         try:
-            await reconcile(ctx, dict(body))
+            # decide from the object as it is now, never from a possibly stale event body
+            fresh = await ctx.kube.find(resource, meta.get("namespace"), str(meta.get("name")))
+            if fresh is None:
+                return
+            await reconcile(ctx, fresh)
         except InvalidObjectError as exc:
             log.error("%s is invalid and is left alone: %s", key, exc)
         except FluxUpError as exc:
@@ -48,27 +55,42 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     @kopf.on.event(GROUP, VERSION, "managedapps", registry=registry)
     async def managedapp_event(type: str | None, body: Any, memo: Any, **_: Any) -> None:
         if type != "DELETED":
-            await _guarded(memo.ctx, body, reconcile_managedapp, "managedapp")
+            await _guarded(memo.ctx, body, reconcile_managedapp, "managedapp", R.MANAGEDAPP)
 
-    @kopf.timer(GROUP, VERSION, "managedapps", interval=settings.idle_resync_seconds,
-                registry=registry)
+    @kopf.timer(
+        GROUP, VERSION, "managedapps", interval=settings.idle_resync_seconds, registry=registry
+    )
     async def managedapp_timer(body: Any, memo: Any, **_: Any) -> None:
-        await _guarded(memo.ctx, body, reconcile_managedapp, "managedapp")
+        await _guarded(memo.ctx, body, reconcile_managedapp, "managedapp", R.MANAGEDAPP)
 
     @kopf.on.event(GROUP, VERSION, "upgraderequests", registry=registry)
     async def upgrade_event(type: str | None, body: Any, memo: Any, **_: Any) -> None:
         if type != "DELETED":
-            await _guarded(memo.ctx, body, reconcile_upgrade, "upgraderequest")
+            await _guarded(memo.ctx, body, reconcile_upgrade, "upgraderequest", R.UPGRADEREQUEST)
 
-    @kopf.timer(GROUP, VERSION, "upgraderequests", interval=settings.active_poll_seconds,
-                when=lambda body, **_: is_in_flight(dict(body)), registry=registry)
+    @kopf.timer(
+        GROUP,
+        VERSION,
+        "upgraderequests",
+        interval=settings.active_poll_seconds,
+        when=lambda body, **_: is_in_flight(dict(body)),
+        registry=registry,
+    )
     async def upgrade_timer(body: Any, memo: Any, **_: Any) -> None:
-        await _guarded(memo.ctx, body, reconcile_upgrade, "upgraderequest")
+        await _guarded(memo.ctx, body, reconcile_upgrade, "upgraderequest", R.UPGRADEREQUEST)
 
-    for group, version, plural in (("helm.toolkit.fluxcd.io", "v2", "helmreleases"),
-                                   ("source.toolkit.fluxcd.io", "v1", "ocirepositories")):
-        @kopf.on.event(group, version, plural, labels={ann.MANAGED_APP_LABEL: kopf.PRESENT},
-                       annotations={ann.HELD: kopf.PRESENT}, registry=registry)
-        async def held_event(type: str | None, body: Any, memo: Any, **_: Any) -> None:
+    for res in (R.HELMRELEASE, R.OCIREPOSITORY):
+
+        @kopf.on.event(
+            res.group,
+            res.version,
+            res.plural,
+            labels={ann.MANAGED_APP_LABEL: kopf.PRESENT},
+            annotations={ann.HELD: kopf.PRESENT},
+            registry=registry,
+        )
+        async def held_event(
+            type: str | None, body: Any, memo: Any, held_res: Resource = res, **_: Any
+        ) -> None:
             if type != "DELETED":
-                await _guarded(memo.ctx, body, ensure_request_for_hold, "hold")
+                await _guarded(memo.ctx, body, ensure_request_for_hold, "hold", held_res)

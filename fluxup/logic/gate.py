@@ -201,11 +201,20 @@ def _remove_annotations(incoming: object, names: tuple[str, ...]) -> list[PatchO
     ]
 
 
+def _is_timestamp(text: str) -> bool:
+    try:
+        dt.datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return "T" in text
+
+
 def _held_since(held: str, incoming: object, stored: object, now: dt.datetime) -> str:
+    """Keep the start of a hold while the held identity stays the same."""
     for obj in (incoming, stored):
         notes = annotations_of(obj)
         since = notes.get(ann.HELD_SINCE)
-        if notes.get(ann.HELD) == held and since:
+        if notes.get(ann.HELD) == held and since and _is_timestamp(since):
             return since
     return format_rfc3339(now)
 

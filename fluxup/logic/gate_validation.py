@@ -117,15 +117,8 @@ def validate_gated_object(
     if not decision.holds:
         return ALLOWED
     bypass = annotations_of(incoming).get(ann.BYPASS)
-    if bypass is not None:
-        return Verdict(
-            True,
-            "Bypassed",
-            warnings=(
-                f"FluxUp gate bypassed for {app_name(incoming)} by {username or '<unknown>'}: "
-                f"{bypass.strip() or '<no reason given>'} (recorded)",
-            ),
-        )
+    if bypass is not None:  # the mutating step already warned; the audit log has the user
+        return Verdict(True, "Bypassed")
     if suspend_value(incoming) is not True:
         return Verdict(False, "HeldUnsuspend", _unsuspend_message(kind, incoming, decision))
     held = annotations_of(incoming).get(ann.HELD)

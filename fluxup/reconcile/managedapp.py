@@ -129,7 +129,10 @@ def _gating(hr: Obj, oci: Obj | None, seen: _Observed) -> None:
 
 
 def _current(app: ManagedApp, hr: Obj, seen: _Observed) -> None:
-    seen.status["currentVersion"] = discovery.determine_deployed_version(hr)
+    deployed = discovery.determine_deployed_version(hr)
+    if deployed and (hr.get("spec") or {}).get("chartRef"):
+        deployed = deployed.split("+", 1)[0]  # OCI charts: version+digest
+    seen.status["currentVersion"] = deployed
     values = (hr.get("spec") or {}).get("values") or {}
     released = _annotations(hr).get(ann.RELEASED)
     released_images: dict[str, str | None] = {}

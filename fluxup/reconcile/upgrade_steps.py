@@ -569,8 +569,10 @@ async def await_upgrade(p: Pass) -> Outcome:
     target = p.target()
     version_ok = True
     if target.version:
-        version_ok = normalize_chart_version(str(latest.get("chartVersion", ""))) == \
-            normalize_chart_version(target.version)
+        # charts from OCI carry the artifact digest as build metadata: 1.1.0+c90e84779b40
+        running = str(latest.get("chartVersion", "")).split("+", 1)[0]
+        version_ok = normalize_chart_version(running) == normalize_chart_version(
+            target.version.split("+", 1)[0])
     conditions = {c.get("type"): c for c in status.get("conditions") or []}
     ready = conditions.get("Ready") or {}
     stalled = conditions.get("Stalled") or {}

@@ -321,6 +321,7 @@ def start_cluster_components(sb: Sandbox, out: TextIO = sys.stdout) -> dict[str,
                 env=env,
             )
             events = [f"--events-addr=http://127.0.0.1:{sb.ports['notification-events']}"]
+        (sb.dir / "flux-artifacts").mkdir(exist_ok=True)
         storage = f"127.0.0.1:{sb.ports['source-storage']}"
         start_component(
             sb,

@@ -33,6 +33,7 @@ FLUX_VERSIONS: dict[str, str] = {
 }
 SNAPSHOTTER_VERSION = "v8.7.0"
 SNAPSHOT_CLIENT_MODULE = "github.com/kubernetes-csi/external-snapshotter/client/v8"
+PROVISIONER_VERSION = "v6.3.0"
 
 
 def _k8s_version_ldflags(version: str) -> tuple[str, ...]:
@@ -126,17 +127,19 @@ COMPONENTS: tuple[GoComponent, ...] = (
             "csi-snapshotter":
                 "github.com/kubernetes-csi/external-snapshotter/v8/cmd/csi-snapshotter",
         },
+        ldflags=(f"-X main.version={SNAPSHOTTER_VERSION}",),
         extra_requires=(f"{SNAPSHOT_CLIENT_MODULE}@{SNAPSHOTTER_VERSION}",),
         data_modules=(f"{SNAPSHOT_CLIENT_MODULE}@{SNAPSHOTTER_VERSION}",),
     ),
     GoComponent(
         name="external-provisioner",
         module="github.com/kubernetes-csi/external-provisioner/v6",
-        version="v6.4.0",
+        version=PROVISIONER_VERSION,
         packages={
             "csi-provisioner":
                 "github.com/kubernetes-csi/external-provisioner/v6/cmd/csi-provisioner",
         },
+        ldflags=(f"-X main.version={PROVISIONER_VERSION}",),
     ),
 )
 

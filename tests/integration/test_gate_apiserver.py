@@ -297,9 +297,10 @@ def test_unmanaged_releases_never_reach_the_webhook(gate: Gate, ns: str) -> None
 
 def test_fluxup_objects_are_validated(gate: Gate, ns: str, fluxup_crds: list[Path]) -> None:
     sb = gate.sandbox
-    app = {"apiVersion": "fluxup.dev/v1alpha1", "kind": "ManagedApp",
-           "metadata": {"name": "my-app", "namespace": ns},
-           "spec": {"helmReleaseRef": {"name": "my-app", "namespace": "elsewhere"}}}
+    app: dict[str, Any] = {"apiVersion": "fluxup.dev/v1alpha1", "kind": "ManagedApp",
+                           "metadata": {"name": "my-app", "namespace": ns},
+                           "spec": {"helmReleaseRef": {"name": "my-app",
+                                                       "namespace": "elsewhere"}}}
     denied = sb.kubectl("apply", "-f", "-", input=json.dumps(app), check=False)
     assert denied.returncode != 0
     assert "allow_cross_namespace_refs" in denied.stderr
@@ -330,10 +331,17 @@ def test_certificate_rotation_during_a_stream_of_updates(gate: Gate, ns: str) ->
         for _ in range(3):
             previous = webhook.served_serial()
             ensure_cert_files(webhook.cert_dir, ["127.0.0.1", "localhost"], renew=True)
-            wait_for(lambda previous=previous: webhook.served_serial() != previous,
-                     what="the webhook to serve the rotated certificate")
+
+            def rotated(previous: int = previous) -> bool:
+                return webhook.served_serial() != previous
+
+            wait_for(rotated, what="the webhook to serve the rotated certificate")
             start = updates
-            wait_for(lambda start=start: updates >= start + 3, what="updates after rotation")
+
+            def progressed(start: int = start) -> bool:
+                return updates >= start + 3
+
+            wait_for(progressed, what="updates after rotation")
     finally:
         done.set()
         worker.join()
