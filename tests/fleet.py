@@ -62,6 +62,9 @@ class Fleet:
     def commit(self, files: Mapping[str, str | None], message: str) -> str:
         return seed.commit_files(self.repo_url, self.credentials, files, message)
 
+    def log(self, limit: int = 50) -> list[str]:
+        return seed.log_messages(self.repo_url, self.credentials, limit=limit)
+
     def read(self, path: str) -> str:
         return seed.read_file(self.repo_url, self.credentials, path)
 

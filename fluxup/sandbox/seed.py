@@ -49,6 +49,7 @@ __all__ = [
     "build_flux_bootstrap",
     "build_repo_files",
     "commit_files",
+    "log_messages",
     "read_file",
     "remove_app",
     "seed_repo",
@@ -236,6 +237,19 @@ def read_file(
         if ".." in Path(path).parts or not target.is_file():
             raise SandboxError(f"{path} is not a file in {repo_url}@{branch}")
         return target.read_text()
+
+
+def log_messages(
+    repo_url: str, credentials: GitCredentials, *, branch: str = "main", limit: int = 50
+) -> list[str]:
+    """Full messages of the newest ``limit`` commits of ``branch``, newest first."""
+    env = _git_env(credentials)
+    with tempfile.TemporaryDirectory(prefix="fluxup-seed-") as tmp:
+        workdir = Path(tmp) / "repo"
+        _git(["clone", "-q", f"--depth={limit}", "--branch", branch, repo_url, str(workdir)],
+             Path(tmp), env)
+        out = _git(["log", f"-{limit}", "--format=%B%x00"], workdir, env).stdout
+    return [m.strip("\n") for m in out.split("\x00") if m.strip()]
 
 
 def _branch_exists(repo_url: str, branch: str, env: Mapping[str, str]) -> bool:

@@ -123,3 +123,128 @@ def test_git_push_is_held_snapshotted_and_released(stack: Stack, fleet: Fleet) -
     assert hr["spec"].get("suspend") in (None, False)
     released = json.loads(hr["metadata"]["annotations"]["fluxup.dev/released"])
     assert released["chart"] == "1.1.0"
+
+
+def _create_request(stack: Stack, app: DemoApp, name: str, **spec: Any) -> None:
+    body = {"apiVersion": "fluxup.dev/v1alpha1", "kind": "UpgradeRequest",
+            "metadata": {"name": name, "namespace": app.namespace},
+            "spec": {"managedAppRef": {"name": app.name}, **spec}}
+    stack.sandbox.kubectl("apply", "-f", "-", input=json.dumps(body))
+
+
+def _commits_for(fleet: Fleet, request: str) -> list[str]:
+    return [m for m in fleet.log() if f"Upgrade-Request: {request}" in m]
+
+
+def test_kubectl_request_commits_to_git_then_gates(stack: Stack, fleet: Fleet) -> None:
+    app = DemoApp(f"kctl-{secrets.token_hex(3)}", f"kctl-{secrets.token_hex(3)}")
+    _managed_app(stack, fleet, app)
+    _create_request(stack, app, "to-1-2-0", targetVersion="1.2.0")
+    request = _wait_request(stack, app, "Succeeded", name="to-1-2-0")
+    commits = _commits_for(fleet, f"{app.namespace}/to-1-2-0")
+    assert len(commits) == 1
+    message = commits[0]
+    assert message.startswith(f"chore(deps): update {app.name} to 1.2.0")
+    assert "Managed-By: fluxup" in message
+    assert "Previous-Version: 1.0.0" in message
+    assert request["status"]["gitCommit"]
+    text = fleet.read(f"flux/apps/{app.name}/helmrelease.yaml")
+    assert 'version: "1.2.0"' in text
+    hr = _get(stack.sandbox, "helmrelease", app.namespace, app.name)
+    assert hr["status"]["history"][0]["chartVersion"] == "1.2.0"
+    assert len(request["status"]["snapshots"]) == 2
+
+
+def test_dry_run_reports_the_diff_and_changes_nothing(stack: Stack, fleet: Fleet) -> None:
+    app = DemoApp(f"dry-{secrets.token_hex(3)}", f"dry-{secrets.token_hex(3)}")
+    _managed_app(stack, fleet, app)
+    before = fleet.log(5)
+    _create_request(stack, app, "dry", targetVersion="1.1.0", dryRun=True)
+    request = _wait_request(stack, app, "Succeeded", name="dry")
+    diff = request["status"]["gitDiff"]
+    assert '-      version: "1.0.0"' in diff
+    assert '+      version: "1.1.0"' in diff
+    assert fleet.log(5) == before
+    assert not _get(stack.sandbox, "volumesnapshot", app.namespace)["items"]
+    hr = _get(stack.sandbox, "helmrelease", app.namespace, app.name)
+    assert hr["status"]["history"][0]["chartVersion"] == "1.0.0"
+
+
+def test_missing_target_version_fails_and_leaves_app_alone(stack: Stack, fleet: Fleet) -> None:
+    app = DemoApp(f"miss-{secrets.token_hex(3)}", f"miss-{secrets.token_hex(3)}")
+    _managed_app(stack, fleet, app)
+    before = fleet.log(5)
+    _create_request(stack, app, "nope", targetVersion="9.9.9")
+    request = _wait_request(stack, app, "Failed", name="nope")
+    assert "9.9.9 not found" in request["status"]["message"]
+    assert fleet.log(5) == before
+    hr = _get(stack.sandbox, "helmrelease", app.namespace, app.name)
+    assert hr["status"]["history"][0]["chartVersion"] == "1.0.0"
+    assert "fluxup.dev/approved" not in hr["metadata"].get("annotations", {})
+
+
+def test_oci_chart_ref_upgrade_holds_the_source(stack: Stack, fleet: Fleet) -> None:
+    app = DemoApp(f"oci-{secrets.token_hex(3)}", f"oci-{secrets.token_hex(3)}", source="oci")
+    _managed_app(stack, fleet, app)
+    path = f"flux/apps/{app.name}/ocirepository.yaml"
+    text = fleet.read(path)
+    fleet.commit({path: yamledit.edit_oci_tag(text, name=app.name, tag="1.1.0")},
+                 f"bump {app.name} chart to 1.1.0")
+    fleet.sync(app.name)
+    request = _wait_request(stack, app, "Succeeded")
+    assert request["spec"]["targetVersion"] == "1.1.0"
+    oci = _get(stack.sandbox, "ocirepository", app.namespace, app.name)
+    assert json.loads(oci["metadata"]["annotations"]["fluxup.dev/approved"]) == {"chart": "1.1.0"}
+    hr = _get(stack.sandbox, "helmrelease", app.namespace, app.name)
+    assert hr["status"]["history"][0]["chartVersion"].split("+")[0] == "1.1.0"
+    assert all(s["readyToUse"] for s in request["status"]["snapshots"])
+
+
+def test_image_tag_at_value_path_is_gated(stack: Stack, fleet: Fleet) -> None:
+    app = DemoApp(f"img-{secrets.token_hex(3)}", f"img-{secrets.token_hex(3)}")
+    _managed_app(stack, fleet, app, versionPolicy={"images": [
+        {"name": f"{fleet.registry_host}/images/demo-app", "valuesPath": "image.tag"}]})
+    path = f"flux/apps/{app.name}/helmrelease.yaml"
+    text = fleet.read(path)
+    fleet.commit({path: yamledit.edit_values_image_tag(text, name=app.name,
+                                                       values_path="image.tag", tag="1.1.0")},
+                 f"bump {app.name} image to 1.1.0")
+    fleet.sync(app.name)
+    request = _wait_request(stack, app, "Succeeded")
+    assert request["spec"]["targetImages"] == [{"valuesPath": "image.tag", "tag": "1.1.0"}]
+    hr = _get(stack.sandbox, "helmrelease", app.namespace, app.name)
+    assert hr["spec"]["values"]["image"]["tag"] == "1.1.0"
+    released = json.loads(hr["metadata"]["annotations"]["fluxup.dev/released"])
+    assert released["images"] == {"image.tag": "1.1.0"}
+
+
+def test_operator_sigkill_at_every_phase_still_ends_in_one_upgrade(
+    stack: Stack, fleet: Fleet
+) -> None:
+    app = DemoApp(f"kill-{secrets.token_hex(3)}", f"kill-{secrets.token_hex(3)}")
+    _managed_app(stack, fleet, app)
+    _create_request(stack, app, "crashy", targetVersion="1.1.0")
+    killed: list[str] = []
+
+    def kill_on_new_phase() -> dict[str, Any] | None:
+        obj = _get(stack.sandbox, "upgraderequest", app.namespace, "crashy") or {}
+        phase = (obj.get("status") or {}).get("phase", "Pending")
+        if phase in ("Succeeded", "Failed"):
+            return obj
+        if phase not in killed:
+            killed.append(phase)
+            stack.operator.kill()
+            stack.operator.start()
+        return None
+
+    try:
+        request = wait_for("the request to finish despite SIGKILLs", kill_on_new_phase, 400, 0.2)
+    finally:
+        if stack.operator.process is None or stack.operator.process.poll() is not None:
+            stack.operator.start()
+    assert request["status"]["phase"] == "Succeeded", (killed, request["status"])
+    assert len(killed) >= 4, killed
+    assert len(_commits_for(fleet, f"{app.namespace}/crashy")) == 1
+    snaps = _get(stack.sandbox, "volumesnapshot", app.namespace)["items"]
+    assert len(snaps) == 2
+    assert {s["metadata"]["labels"]["fluxup.dev/upgrade-request"] for s in snaps} == {"crashy"}
