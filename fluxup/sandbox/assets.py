@@ -95,16 +95,18 @@ def _snapshot_crd_dir() -> Path:
     return _module(SNAPSHOT_CLIENT_MODULE, SNAPSHOTTER_VERSION) / "config" / "crd"
 
 
-def snapshot_crd_files() -> list[Path]:
+def snapshot_crd_files(include_group: bool = True) -> list[Path]:
     """VolumeSnapshotClass/Content/VolumeSnapshot CRDs (snapshot.storage.k8s.io v1)
     from the ``external-snapshotter/client/v8`` module (the parent module's zip does
-    not contain ``client/``, which is a separate module)."""
-    return _glob(_snapshot_crd_dir(), "snapshot.storage.k8s.io_*.yaml")
+    not contain ``client/``, which is a separate module), plus by default the
+    VolumeGroupSnapshot CRDs: without those, snapshot-controller v8.7.0 retries for
+    ``--retry-crd-interval-max`` (30 s) at every start before disabling group snapshots."""
+    files = _glob(_snapshot_crd_dir(), "snapshot.storage.k8s.io_*.yaml")
+    return files + (group_snapshot_crd_files() if include_group else [])
 
 
 def group_snapshot_crd_files() -> list[Path]:
-    """Optional VolumeGroupSnapshot CRDs (groupsnapshot.storage.k8s.io). Without them
-    snapshot-controller logs a warning and disables group snapshots."""
+    """VolumeGroupSnapshot CRDs (groupsnapshot.storage.k8s.io: v1 served, v1beta2 stored)."""
     return _glob(_snapshot_crd_dir(), "groupsnapshot.storage.k8s.io_*.yaml")
 
 

@@ -21,6 +21,7 @@ from fluxup.errors import SandboxError
 from fluxup.sandbox import assets, gobuild
 from fluxup.sandbox.charts import package_demo_charts, start_chart_repo
 from fluxup.sandbox.components import COMPONENTS, component
+from fluxup.sandbox.csidriver import compile_spec
 from fluxup.sandbox.gitserver import GitCredentials, ensure_credentials, start_git_server
 from fluxup.sandbox.processes import free_port, is_ours, wait_until
 from fluxup.sandbox.registry import push_demo_artifacts, start_registry
@@ -241,21 +242,24 @@ def start_cluster_components(sb: Sandbox, out: TextIO = sys.stdout) -> dict[str,
         socket.parent.mkdir(parents=True, exist_ok=True)
         state.mkdir(parents=True, exist_ok=True)
         address = f"unix://{socket}"
+        # the upstream hostpath driver cannot be built here (see csidriver's docstring)
+        generated = compile_spec(gobuild.cache_root() / "csi-python")
         start_component(
             sb,
-            "csi-hostpathplugin",
+            "csi-hostpath-driver",
             [
-                _bin("csi-driver-host-path", "hostpathplugin"),
+                sys.executable,
+                "-m",
+                "fluxup.sandbox.csidriver",
                 f"--endpoint={address}",
                 f"--nodeid={NODE_NAME}",
                 f"--drivername={CSI_DRIVER}",
                 f"--statedir={state}",
-                "--enable-topology=false",
-                "--v=2",
+                f"--generated={generated.parent}",
             ],
             out,
         )
-        wait_until("CSI socket", socket.exists, 30, sb.logs / "csi-hostpathplugin.log")
+        wait_until("CSI socket", socket.exists, 30, sb.logs / "csi-hostpath-driver.log")
         sb.kubectl(
             "apply",
             "--server-side",

@@ -15,6 +15,7 @@ __all__ = [
     "FLUX_VERSIONS",
     "KUBERNETES_VERSION",
     "KWOK_VERSION",
+    "PROVISIONER_VERSION",
     "SNAPSHOTTER_VERSION",
     "SNAPSHOT_CLIENT_MODULE",
     "GoComponent",
@@ -24,7 +25,10 @@ __all__ = [
 KUBERNETES_VERSION = "v1.36.3"
 KWOK_VERSION = "v0.8.0"
 #: Flux controllers of one release train (Flux 2.9): CRD API versions agree
-#: (source v1, kustomize v1, helm v2, notification v1/v1beta3).
+#: (source v1, kustomize v1, helm v2, notification v1/v1beta3). Each is the newest patch
+#: whose whole dependency graph the module proxy serves: source v1.9.4+ needs
+#: fluxcd/pkg/artifact v0.18.2/3, kustomize v1.9.6 needs fluxcd/pkg/kustomize v1.35.7 (zips
+#: refused); the v1.10 train needs go 1.27 and helm v1.7 / notification v1.10 are refused.
 FLUX_VERSIONS: dict[str, str] = {
     "source-controller": "v1.9.3",
     "kustomize-controller": "v1.9.5",
@@ -33,6 +37,7 @@ FLUX_VERSIONS: dict[str, str] = {
 }
 SNAPSHOTTER_VERSION = "v8.7.0"
 SNAPSHOT_CLIENT_MODULE = "github.com/kubernetes-csi/external-snapshotter/client/v8"
+#: v6.4.0 needs sigs.k8s.io/sig-storage-lib-external-provisioner/v13 v13.1.0 (zip refused).
 PROVISIONER_VERSION = "v6.3.0"
 
 
