@@ -79,7 +79,8 @@ class Fleet:
         )
         history = status.get("history") or [{}]
         current = status.get("observedGeneration") == hr["metadata"]["generation"]
-        return hr if ready and current and history[0].get("chartVersion") == version else None
+        running = str(history[0].get("chartVersion", "")).split("+", 1)[0]  # OCI: version+digest
+        return hr if ready and current and running == version else None
 
     def wait_released(
         self, app: seed.DemoApp, version: str, timeout: float = 240

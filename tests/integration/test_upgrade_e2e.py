@@ -117,7 +117,7 @@ def test_git_push_is_held_snapshotted_and_released(stack: Stack, fleet: Fleet) -
     history = hr["status"]["history"]
     assert history[0]["chartVersion"] == "1.1.0"
     # helm-controller never ran 1.1.0 before every snapshot was taken
-    deployed_at = _time(history[0]["firstDeployed"])
+    deployed_at = _time(history[0]["lastDeployed"])  # firstDeployed is the release's v1
     taken = max(_time(s["status"]["creationTime"]) for s in objects)
     assert taken <= deployed_at, (taken, deployed_at)
     assert hr["spec"].get("suspend") in (None, False)
