@@ -31,7 +31,7 @@ test: build lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 demo: build
-	$(BIN)/fluxup sandbox up --dir $(SANDBOX_DIR)
+	$(BIN)/fluxup demo --dir $(SANDBOX_DIR)
 
 demo-down: venv
 	$(BIN)/fluxup sandbox down --dir $(SANDBOX_DIR)

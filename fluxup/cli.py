@@ -64,6 +64,12 @@ def _sandbox_status(args: argparse.Namespace) -> int:
     return 0 if running and all(running.values()) else 1
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from fluxup.sandbox.demo import run_demo
+
+    return run_demo(Path(args.dir))
+
+
 def _operator(args: argparse.Namespace) -> int:
     from fluxup.operator import run
     from fluxup.settings import Settings
@@ -137,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="also start Flux, KWOK, the CSI stack and the Git server",
             )
+    demo = sub.add_parser("demo", help="run FluxUp's main job live on the local sandbox")
+    demo.add_argument("--dir", default=".sandbox", help="sandbox directory (default .sandbox)")
+    demo.set_defaults(func=_demo)
+
     operator = sub.add_parser("operator", help="run the FluxUp operator (settings from FLUXUP_*)")
     operator.set_defaults(func=_operator)
 

@@ -20,9 +20,9 @@ from fluxup.errors import SandboxError
 from fluxup.sandbox import controlplane
 from fluxup.sandbox.addons import apply_files
 from fluxup.sandbox.controlplane import Sandbox
+from fluxup.sandbox.fleet import Fleet
 from fluxup.sandbox.guard import check_sandbox_kubeconfig
-from tests.fleet import Fleet
-from tests.stack import Stack, start_stack, stop_stack
+from fluxup.sandbox.stack import Stack, start_stack
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -66,9 +66,10 @@ def fleet(sandbox: Sandbox) -> Fleet:
 def stack(sandbox: Sandbox, fluxup_crds: list[Path],
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """FluxUp's webhook and operator (under the shipped RBAC) running on the sandbox."""
-    running = start_stack(sandbox, tmp_path_factory.mktemp("fluxup"))
+    running = start_stack(sandbox, tmp_path_factory.mktemp("fluxup"),
+                          label=f"fluxup.dev/e2e={secrets.token_hex(3)}")
     yield running
-    stop_stack(running)
+    running.stop()
 
 
 @pytest.fixture

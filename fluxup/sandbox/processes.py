@@ -16,12 +16,14 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from fluxup.errors import SandboxError
 
 __all__ = ["free_port", "is_ours", "start_process", "stop_process", "wait_until"]
 
 TOKEN_ENV = "FLUXUP_SANDBOX_TOKEN"
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -118,19 +120,25 @@ def _reap(pid: int) -> None:
 
 def wait_until(
     what: str,
-    probe: Callable[[], bool],
+    probe: Callable[[], T | None],
     timeout: float,
     log: Path | None = None,
     alive: Callable[[], bool] | None = None,
-) -> None:
-    """Poll ``probe`` until it is true; raise naming ``what`` (and the log) on timeout."""
+    interval: float = 0.2,
+) -> T:
+    """Poll ``probe`` until it returns something truthy and return that; on timeout raise
+    naming ``what``, the last value and the log's tail."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if probe():
-            return
+    while True:
+        value = probe()
+        if value:
+            return value
         if alive is not None and not alive():
             tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
             raise SandboxError(f"{what} exited during start-up; log {log}:\n{tail}")
-        time.sleep(0.2)
+        if time.monotonic() > deadline:
+            break
+        time.sleep(interval)
     tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
-    raise SandboxError(f"{what} not ready after {timeout:.0f}s; log {log}:\n{tail}")
+    raise SandboxError(f"{what} not ready after {timeout:.0f}s (last: {value!r}); "
+                       f"log {log}:\n{tail}")

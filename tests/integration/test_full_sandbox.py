@@ -15,9 +15,9 @@ import pytest
 from fluxup.logic import yamledit
 from fluxup.sandbox.cluster import csi_state_dir
 from fluxup.sandbox.controlplane import Sandbox
+from fluxup.sandbox.fleet import Fleet
+from fluxup.sandbox.processes import wait_until
 from fluxup.sandbox.seed import DemoApp
-from tests.fleet import Fleet
-from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.full]
 
@@ -66,7 +66,7 @@ def test_git_commit_upgrades_release_through_flux(sandbox: Sandbox, fleet: Fleet
             for w in workloads
         )
 
-    wait_for("KWOK to make the upgraded pods Ready", pods_ready, 120)
+    wait_until("KWOK to make the upgraded pods Ready", pods_ready, 120)
     pods = _json(sandbox, "get", "pods", "-n", app.namespace)["items"]
     assert pods
     assert all(p["status"]["phase"] == "Running" for p in pods)
@@ -77,7 +77,7 @@ def _volume_dir(sb: Sandbox, namespace: str, pvc: str) -> Path:
         obj = _json(sb, "get", "pvc", pvc, "-n", namespace)
         return obj["spec"].get("volumeName") if obj["status"].get("phase") == "Bound" else None
 
-    pv = wait_for(f"PVC {pvc} Bound", bound, 60)
+    pv = wait_until(f"PVC {pvc} Bound", bound, 60)
     handle = _json(sb, "get", "pv", pv)["spec"]["csi"]["volumeHandle"]
     path = csi_state_dir(sb) / handle
     assert path.is_dir(), f"hostpath volume {path} missing"
@@ -116,7 +116,7 @@ def test_snapshot_restores_original_bytes(sandbox: Sandbox, namespace: str) -> N
             "  source:\n    persistentVolumeClaimName: data\n"
         ),
     )
-    wait_for(
+    wait_until(
         "VolumeSnapshot ReadyToUse",
         lambda: (
             _json(sandbox, "get", "volumesnapshot", "before", "-n", namespace).get("status") or {}

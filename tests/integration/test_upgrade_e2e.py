@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 
+from fluxup.errors import SandboxError
 from fluxup.logic import yamledit
 from fluxup.sandbox.controlplane import Sandbox
+from fluxup.sandbox.fleet import Fleet
+from fluxup.sandbox.processes import wait_until
 from fluxup.sandbox.seed import DemoApp
-from tests.fleet import Fleet
-from tests.stack import Stack
-from tests.waiting import wait_for
+from fluxup.sandbox.stack import Stack
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.full]
 
@@ -54,11 +55,11 @@ def _managed_app(stack: Stack, fleet: Fleet, app: DemoApp, **spec: Any) -> dict[
         return obj if conds.get("Ready", {}).get("status") == "True" else None
 
     try:
-        return wait_for(f"ManagedApp {app.name} Ready", ready, 120)
-    except AssertionError:
+        return wait_until(f"ManagedApp {app.name} Ready", ready, 120)
+    except SandboxError:
         obj = _get(stack.sandbox, "managedapp", app.namespace, app.name)
         raise AssertionError(f"{json.dumps((obj or {}).get('status'), indent=1)}\n"
-                             f"{stack.operator.log_tail()}") from None
+                             f"{stack.operator_log_tail()}") from None
 
 
 def _wait_request(stack: Stack, app: DemoApp, phase: str, timeout: float = 300,
@@ -73,11 +74,12 @@ def _wait_request(stack: Stack, app: DemoApp, phase: str, timeout: float = 300,
         return done[0] if done else None
 
     try:
-        request = wait_for(f"an UpgradeRequest of {app.name} to finish", probe, timeout, 1)
-    except AssertionError:
+        request = wait_until(f"an UpgradeRequest of {app.name} to finish", probe, timeout,
+                             interval=1)
+    except SandboxError:
         items = _get(stack.sandbox, "upgraderequest", app.namespace)
         raise AssertionError(f"{json.dumps(items, indent=1)[-3000:]}\n"
-                             f"{stack.operator.log_tail()}") from None
+                             f"{stack.operator_log_tail()}") from None
     assert request["status"]["phase"] == phase, json.dumps(request["status"], indent=1)
     return request
 
@@ -233,15 +235,15 @@ def test_operator_sigkill_at_every_phase_still_ends_in_one_upgrade(
             return obj
         if phase not in killed:
             killed.append(phase)
-            stack.operator.kill()
-            stack.operator.start()
+            stack.kill_operator()
+            stack.start_operator()
         return None
 
     try:
-        request = wait_for("the request to finish despite SIGKILLs", kill_on_new_phase, 400, 0.2)
+        request = wait_until("the request to finish despite SIGKILLs", kill_on_new_phase, 400,
+                             interval=0.2)
     finally:
-        if stack.operator.process is None or stack.operator.process.poll() is not None:
-            stack.operator.start()
+        stack.start_operator()  # no-op when it runs
     assert request["status"]["phase"] == "Succeeded", (killed, request["status"])
     assert len(killed) >= 4, killed
     assert len(_commits_for(fleet, f"{app.namespace}/crashy")) == 1

@@ -1,4 +1,4 @@
-"""The seeded GitOps fleet of the full sandbox, as integration tests use it.
+"""The seeded GitOps fleet of the full sandbox, as the demo and the e2e tests use it.
 
 Each test adds its own app (own namespace) with :meth:`Fleet.add_app`, pushes commits with
 :meth:`Fleet.commit` and asks Flux to reconcile now instead of waiting for intervals.
@@ -16,7 +16,7 @@ from fluxup.sandbox import seed
 from fluxup.sandbox.cluster import fleet_url, git_credentials
 from fluxup.sandbox.controlplane import Sandbox
 from fluxup.sandbox.gitserver import GitCredentials
-from tests.waiting import wait_for
+from fluxup.sandbox.processes import wait_until
 
 
 @dataclass
@@ -89,6 +89,7 @@ class Fleet:
             self.sync(app.name)
             return self.helm_release_ready(app.namespace, app.name, version)
 
-        return wait_for(
-            f"HelmRelease {app.namespace}/{app.name} Ready at {version}", probe, timeout, interval=2
+        return wait_until(
+            f"HelmRelease {app.namespace}/{app.name} Ready at {version}", probe, timeout,
+            interval=2,
         )

@@ -1,0 +1,169 @@
+"""FluxUp itself on the sandbox: the webhook and the operator, as a user would run them.
+
+Used by ``fluxup demo`` and by the end-to-end test fixtures. The webhook is its own
+HTTPS process (certificates from :mod:`certs`), registered with FluxUp's own webhook
+manifests pointed at it by URL (optionally confined to namespaces carrying a label).
+The operator runs as the ``fluxup-operator`` ServiceAccount with exactly the shipped
+ClusterRole (``manifests/operator/rbac.yaml``) and a real token from the TokenRequest
+API. Both are sandbox processes: logged, recorded and stopped by ``sandbox down``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from ruamel.yaml import YAML
+
+from certs.files import CertFiles, ensure_cert_files
+from fluxup.sandbox.controlplane import Sandbox, start_component
+from fluxup.sandbox.processes import free_port, is_ours, stop_process, wait_until
+from webhook.local import build_local_configurations, parse_request_counts
+
+__all__ = ["OPERATOR_USER", "REPO", "Stack", "start_stack"]
+
+REPO = Path(__file__).resolve().parents[2]
+OPERATOR_USER = "system:serviceaccount:fluxup-system:fluxup-operator"
+
+
+def _yaml_docs(path: Path) -> list[dict[str, Any]]:
+    return [d for d in YAML(typ="safe").load_all(path.read_text()) if d]
+
+
+def _token_kubeconfig(sb: Sandbox, token: str) -> str:
+    config = YAML(typ="safe").load(sb.kubeconfig.read_text())
+    config["users"] = [{"name": "fluxup-operator", "user": {"token": token}}]
+    for ctx in config["contexts"]:
+        ctx["context"]["user"] = "fluxup-operator"
+    out = io.StringIO()
+    YAML(typ="safe").dump(config, out)
+    return out.getvalue()
+
+
+@dataclass
+class Stack:
+    """The running webhook and operator of one sandbox."""
+
+    sandbox: Sandbox
+    label: str | None
+    webhook_port: int
+    work: Path
+    registered: list[dict[str, Any]]
+
+    @property
+    def certs(self) -> CertFiles:
+        return CertFiles(self.work / "certs")
+
+    @property
+    def operator_log(self) -> Path:
+        return self.sandbox.logs / "fluxup-operator.log"
+
+    def enrol(self, namespace: str) -> None:
+        """Put ``namespace`` under this stack's webhook (when confined to labelled ones)."""
+        if self.label:
+            key, value = self.label.split("=", 1)
+            # an own field manager: Flux removes labels that plain kubectl edits added
+            self.sandbox.kubectl("label", "--overwrite", "--field-manager=fluxup-e2e",
+                                 "namespace", namespace, f"{key}={value}")
+
+    def start_operator(self) -> None:
+        env = {
+            "FLUXUP_KUBECONFIG": str(self.work / "operator.kubeconfig"),
+            "KUBECONFIG": str(self.work / "operator.kubeconfig"),
+            "FLUXUP_WORK_DIR": str(self.work / "operator-work"),
+            "FLUXUP_ACTIVE_POLL_SECONDS": "0.5",
+            "FLUXUP_IDLE_RESYNC_SECONDS": "5",
+            "FLUXUP_OPERATOR_USERNAME": OPERATOR_USER,
+        }
+        start_component(self.sandbox, "fluxup-operator",
+                        [sys.executable, "-m", "fluxup", "operator"], io.StringIO(), env=env)
+
+    def kill_operator(self) -> None:
+        """SIGKILL the operator: no clean-up at all, as an OOM kill or node loss would do."""
+        pid = self.sandbox.pids.get("fluxup-operator")
+        if pid and is_ours(pid, self.sandbox.token):
+            os.kill(pid, signal.SIGKILL)
+            wait_until("the operator to die", lambda: not is_ours(pid, self.sandbox.token), 10)
+
+    def operator_log_tail(self, chars: int = 4000) -> str:
+        return self.operator_log.read_text(errors="replace")[-chars:]
+
+    def webhook_get(self, path: str) -> str:
+        import ssl
+
+        context = ssl.create_default_context(cafile=str(self.certs.ca_bundle))
+        with urllib.request.urlopen(
+            f"https://127.0.0.1:{self.webhook_port}{path}", context=context, timeout=5
+        ) as resp:
+            return str(resp.read().decode())
+
+    def webhook_requests(self) -> dict[tuple[str, str, str], int]:
+        return parse_request_counts(self.webhook_get("/metrics"))
+
+    def stop(self) -> None:
+        self.sandbox.kubectl("delete", "-f", "-", "--ignore-not-found", check=False,
+                             input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                               "items": self.registered}))
+        for name in ("fluxup-operator", "fluxup-webhook"):
+            pid = self.sandbox.pids.pop(name, None)
+            if pid:
+                stop_process(pid, self.sandbox.token)
+        self.sandbox.save()
+
+
+def start_stack(sb: Sandbox, work: Path, *, label: str | None = None,
+                out: TextIO = sys.stdout) -> Stack:
+    """Install FluxUp's CRDs and RBAC, start the webhook and the operator; return them."""
+    work.mkdir(parents=True, exist_ok=True)
+    crds = sorted((REPO / "crds").glob("fluxup.dev_*.yaml"))
+    sb.kubectl("apply", "--server-side", "--field-manager=fluxup-sandbox",
+               *[f"--filename={p}" for p in crds])
+    sb.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+    sb.kubectl("apply", "--server-side", "--field-manager=fluxup-sandbox",
+               f"--filename={REPO / 'manifests/base/namespace.yaml'}",
+               f"--filename={REPO / 'manifests/operator/rbac.yaml'}")
+    sa_token = sb.kubectl("create", "token", "fluxup-operator", "-n", "fluxup-system",
+                          "--duration=48h").stdout.strip()
+    kubeconfig = work / "operator.kubeconfig"
+    kubeconfig.write_text(_token_kubeconfig(sb, sa_token))
+    kubeconfig.chmod(0o600)
+    files, _ = ensure_cert_files(work / "certs", ["127.0.0.1", "localhost"])
+    port = sb.ports.setdefault("fluxup-webhook", free_port())  # stable across re-runs
+    start_component(sb, "fluxup-webhook", [
+        sys.executable, "-m", "webhook", "--host=127.0.0.1", f"--port={port}",
+        f"--cert-file={files.cert}", f"--key-file={files.key}",
+        f"--operator-username={OPERATOR_USER}", "--cert-reload-interval=0.5",
+    ], out)
+    stack = Stack(sb, label, port, work, [])
+    wait_until("the FluxUp webhook", lambda: _ready(stack), 30,
+               sb.logs / "fluxup-webhook.log")
+    selector = None
+    if label:
+        key, value = label.split("=", 1)
+        selector = {"matchLabels": {key: value}}
+    stack.registered = build_local_configurations(
+        _yaml_docs(REPO / "manifests/webhook/core/webhookconfigurations.yaml"),
+        f"https://127.0.0.1:{port}", files.ca_bundle.read_bytes(),
+        name=f"fluxup-local-{sb.token}" + (f"-{label.split('=', 1)[1]}" if label else ""),
+        namespace_selector=selector)
+    sb.kubectl("apply", "-f", "-", input=json.dumps(
+        {"apiVersion": "v1", "kind": "List", "items": stack.registered}))
+    stack.start_operator()
+    sb.save()
+    print(f"  FluxUp webhook on https://127.0.0.1:{port}, operator running as {OPERATOR_USER}",
+          file=out, flush=True)
+    return stack
+
+
+def _ready(stack: Stack) -> bool:
+    try:
+        return stack.webhook_get("/readyz") == "ok"
+    except OSError:
+        return False
