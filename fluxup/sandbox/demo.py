@@ -120,9 +120,10 @@ def _follow(sb: Sandbox, namespace: str, name: str, target: str,
             status = request.get("status") or {}
             if status.get("phase") != phase:
                 phase = status.get("phase")
+                detail = status.get("message", "")
                 say(f"UpgradeRequest {request['metadata']['name']} "
-                    f"(origin {request['spec'].get('origin')}): {phase} — "
-                    f"{status.get('message', '')}")
+                    f"(origin {request['spec'].get('origin')}): {phase}"
+                    + (f" — {detail}" if detail and detail != phase else ""))
             if phase in ("Succeeded", "Failed"):
                 return request
         time.sleep(0.25)
