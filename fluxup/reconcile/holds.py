@@ -42,8 +42,10 @@ def _targets(request: Obj, held: Identity, is_oci: bool) -> bool:
     version = status_target.get("version") or spec.get("targetVersion")
     if held.chart is not None:
         return bool(version) and str(version).lstrip("v=") == held.chart.lstrip("v=")
-    images = {i.get("valuesPath"): i.get("tag")
-              for i in (status_target.get("images") or spec.get("targetImages") or [])}
+    images = {
+        i.get("valuesPath"): i.get("tag")
+        for i in (status_target.get("images") or spec.get("targetImages") or [])
+    }
     return all(images.get(path) == tag for path, tag in held.images) and not is_oci
 
 
@@ -55,13 +57,19 @@ async def _find_app(ctx: Context, obj: Obj) -> Obj | None:
         if app["metadata"]["name"] != name:
             continue
         status = app.get("status") or {}
-        hr = (status.get("helmRelease") or {})
+        hr = status.get("helmRelease") or {}
         source = status.get("chartSource") or {}
-        if obj.get("kind") == "HelmRelease" and hr.get("name") == obj["metadata"]["name"] \
-                and hr.get("namespace") == namespace:
+        if (
+            obj.get("kind") == "HelmRelease"
+            and hr.get("name") == obj["metadata"]["name"]
+            and hr.get("namespace") == namespace
+        ):
             return app
-        if obj.get("kind") == "OCIRepository" and source.get("name") == obj["metadata"]["name"] \
-                and source.get("namespace") == namespace:
+        if (
+            obj.get("kind") == "OCIRepository"
+            and source.get("name") == obj["metadata"]["name"]
+            and source.get("namespace") == namespace
+        ):
             return app
         if app["metadata"]["namespace"] == namespace and not hr:
             return app
@@ -96,20 +104,26 @@ async def ensure_request_for_hold(ctx: Context, obj: Obj) -> str | None:
     if held.chart is not None:
         spec["targetVersion"] = held.chart
     if held.images:
-        spec["targetImages"] = [{"valuesPath": p, "tag": t} for p, t in held.images
-                                if t is not None]
+        spec["targetImages"] = [
+            {"valuesPath": p, "tag": t} for p, t in held.images if t is not None
+        ]
     body = {
         "apiVersion": API_VERSION,
         "kind": UPGRADE_REQUEST.kind,
-        "metadata": {"name": name, "namespace": app_ns,
-                     "labels": {ann.MANAGED_APP_LABEL: label_safe(app_name)}},
+        "metadata": {
+            "name": name,
+            "namespace": app_ns,
+            "labels": {ann.MANAGED_APP_LABEL: label_safe(app_name)},
+        },
         "spec": spec,
     }
     try:
         await ctx.kube.create(R.UPGRADEREQUEST, app_ns, body)
     except KubeConflict:
         return name
-    await ctx.events.record(obj, "HoldDetected",
-                            f"FluxUp holds {held.describe()}; created UpgradeRequest "
-                            f"{app_ns}/{name}")
+    await ctx.events.record(
+        obj,
+        "HoldDetected",
+        f"FluxUp holds {held.describe()}; created UpgradeRequest {app_ns}/{name}",
+    )
     return name

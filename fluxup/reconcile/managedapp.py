@@ -63,8 +63,7 @@ def _annotations(obj: Obj) -> dict[str, str]:
     return dict((obj.get("metadata") or {}).get("annotations") or {})
 
 
-async def _ensure_gate_metadata(ctx: Context, app: ManagedApp, hr: Obj,
-                                oci: Obj | None) -> None:
+async def _ensure_gate_metadata(ctx: Context, app: ManagedApp, hr: Obj, oci: Obj | None) -> None:
     """Label the release (and its OCIRepository) and publish the image value paths."""
     name = app.metadata.name or ""
     paths = json.dumps([i.values_path for i in app.spec.version_policy.images])
@@ -86,8 +85,11 @@ async def _chart_source(ctx: Context, hr: Obj, seen: _Observed) -> Obj | None:
     source = discovery.determine_chart_source(hr)
     if source is None:
         return None
-    res = {"HelmRepository": R.HELMREPOSITORY, "OCIRepository": R.OCIREPOSITORY,
-           "GitRepository": R.GITREPOSITORY}.get(source.kind)
+    res = {
+        "HelmRepository": R.HELMREPOSITORY,
+        "OCIRepository": R.OCIREPOSITORY,
+        "GitRepository": R.GITREPOSITORY,
+    }.get(source.kind)
     obj = await ctx.kube.find(res, source.namespace, source.name) if res else None
     url = str(((obj or {}).get("spec") or {}).get("url") or "") or None
     try:
@@ -107,12 +109,20 @@ def _gating(hr: Obj, oci: Obj | None, seen: _Observed) -> None:
         if oci is not None:
             ungated += list(determine_desired(GatedKind.OCI_REPOSITORY, oci).ungated)
     if ungated:
-        seen.condition(ConditionType.GATED, False, Reason.VERSION_RANGE,
-                       "; ".join(ungated) + ": the source resolves new versions without an "
-                       "object change, so FluxUp cannot hold them; pin an exact version")
+        seen.condition(
+            ConditionType.GATED,
+            False,
+            Reason.VERSION_RANGE,
+            "; ".join(ungated) + ": the source resolves new versions without an "
+            "object change, so FluxUp cannot hold them; pin an exact version",
+        )
     else:
-        seen.condition(ConditionType.GATED, True, Reason.EXACT_VERSION,
-                       "every version change is held until snapshots are ready")
+        seen.condition(
+            ConditionType.GATED,
+            True,
+            Reason.EXACT_VERSION,
+            "every version change is held until snapshots are ready",
+        )
     held = []
     for obj in (hr, oci):
         if obj is None:
@@ -124,8 +134,12 @@ def _gating(hr: Obj, oci: Obj | None, seen: _Observed) -> None:
                 held.append(f"{obj.get('kind')} {parse_identity(text).describe()}")
             except ValueError:
                 held.append(f"{obj.get('kind')} (unreadable hold)")
-    seen.condition(HELD, bool(held), "Held" if held else "NotHeld",
-                   "holding " + ", ".join(held) if held else "nothing held")
+    seen.condition(
+        HELD,
+        bool(held),
+        "Held" if held else "NotHeld",
+        "holding " + ", ".join(held) if held else "nothing held",
+    )
 
 
 def _current(app: ManagedApp, hr: Obj, seen: _Observed) -> None:
@@ -160,16 +174,25 @@ async def _git(ctx: Context, app: ManagedApp, hr: Obj, seen: _Observed) -> None:
     ks_ns, ks_name = (ref.namespace_or("flux-system"), ref.name) if ref else (found or ("", ""))
     ks = await ctx.kube.find(R.KUSTOMIZATION, ks_ns, ks_name) if ks_name else None
     if ks is None:
-        seen.condition(ConditionType.DISCOVERED, False, Reason.KUSTOMIZATION_NOT_FOUND,
-                       f"no Flux Kustomization applies HelmRelease {hr['metadata']['name']} "
-                       "(set spec.kustomizationRef)")
+        seen.condition(
+            ConditionType.DISCOVERED,
+            False,
+            Reason.KUSTOMIZATION_NOT_FOUND,
+            f"no Flux Kustomization applies HelmRelease {hr['metadata']['name']} "
+            "(set spec.kustomizationRef)",
+        )
         return
     source = (ks.get("spec") or {}).get("sourceRef") or {}
-    repo = await ctx.kube.find(R.GITREPOSITORY, source.get("namespace") or ks_ns,
-                               str(source.get("name")))
+    repo = await ctx.kube.find(
+        R.GITREPOSITORY, source.get("namespace") or ks_ns, str(source.get("name"))
+    )
     if repo is None:
-        seen.condition(ConditionType.DISCOVERED, False, Reason.KUSTOMIZATION_NOT_FOUND,
-                       f"GitRepository {source.get('name')} of Kustomization {ks_name} not found")
+        seen.condition(
+            ConditionType.DISCOVERED,
+            False,
+            Reason.KUSTOMIZATION_NOT_FOUND,
+            f"GitRepository {source.get('name')} of Kustomization {ks_name} not found",
+        )
         return
     url = str(repo["spec"]["url"])
     branch = ((repo["spec"].get("ref") or {}).get("branch")) or None
@@ -184,12 +207,20 @@ async def _git(ctx: Context, app: ManagedApp, hr: Obj, seen: _Observed) -> None:
         git_source = GitSource(repository_url=url, branch=branch, path=path, file=file)
     seen.status["git"] = encode(git_source)
     if file:
-        seen.condition(ConditionType.DISCOVERED, True, Reason.SUCCEEDED,
-                       f"HelmRelease defined in {file} of {url}")
+        seen.condition(
+            ConditionType.DISCOVERED,
+            True,
+            Reason.SUCCEEDED,
+            f"HelmRelease defined in {file} of {url}",
+        )
     else:
-        seen.condition(ConditionType.DISCOVERED, False, Reason.GIT_FILE_NOT_FOUND,
-                       f"no file under {path or '/'} in {url} defines HelmRelease "
-                       f"{hr['metadata']['name']}; set spec.gitPath")
+        seen.condition(
+            ConditionType.DISCOVERED,
+            False,
+            Reason.GIT_FILE_NOT_FOUND,
+            f"no file under {path or '/'} in {url} defines HelmRelease "
+            f"{hr['metadata']['name']}; set spec.gitPath",
+        )
 
 
 async def _find_file(ctx: Context, app: ManagedApp, source: GitSource, hr: Obj) -> str | None:
@@ -200,8 +231,9 @@ async def _find_file(ctx: Context, app: ManagedApp, source: GitSource, hr: Obj) 
                 continue
             text = (await git.read_file(path)).text
             try:
-                docs = yamledit.find_documents(text, "HelmRelease", hr["metadata"]["name"],
-                                               path=path)
+                docs = yamledit.find_documents(
+                    text, "HelmRelease", hr["metadata"]["name"], path=path
+                )
             except FluxUpError:
                 continue
             if docs:
@@ -220,9 +252,11 @@ async def _volumes(ctx: Context, app: ManagedApp, hr: Obj, seen: _Observed) -> N
     labelled: set[str] = set()
     mine_sts, mine_deps = [], []
     for selector in discovery.release_selectors(hr):
+
         def match(obj: Obj, sel: dict[str, str] = selector) -> bool:
             labels = _labels(obj)
             return all(labels.get(k) == v for k, v in sel.items())
+
         labelled |= {p["metadata"]["name"] for p in pvcs if match(p)}
         mine_sts += [s for s in sts if match(s) and s not in mine_sts]
         mine_deps += [d for d in deps if match(d) and d not in mine_deps]
@@ -231,34 +265,65 @@ async def _volumes(ctx: Context, app: ManagedApp, hr: Obj, seen: _Observed) -> N
         names = [p.name for p in explicit]
         missing = sorted(set(names) - {p["metadata"]["name"] for p in pvcs})
         if missing:
-            seen.condition(SNAPSHOT_CAPABLE, False, Reason.PVC_NOT_FOUND,
-                           f"PVC(s) {', '.join(missing)} not found in {namespace}")
+            seen.condition(
+                SNAPSHOT_CAPABLE,
+                False,
+                Reason.PVC_NOT_FOUND,
+                f"PVC(s) {', '.join(missing)} not found in {namespace}",
+            )
     else:
         pods = await kube.list(R.POD, namespace)
-        names = discovery.determine_pvcs(pvcs, mine_sts, mine_deps, [
-            p for p in pods if any(_labels(p).get(k) == v for sel in
-                                   discovery.release_selectors(hr) for k, v in sel.items())
-        ], labelled)
+        names = discovery.determine_pvcs(
+            pvcs,
+            mine_sts,
+            mine_deps,
+            [
+                p
+                for p in pods
+                if any(
+                    _labels(p).get(k) == v
+                    for sel in discovery.release_selectors(hr)
+                    for k, v in sel.items()
+                )
+            ],
+            labelled,
+        )
     by_name = {p["metadata"]["name"]: p for p in pvcs}
     chosen = [by_name[n] for n in names if n in by_name]
-    seen.status["pvcs"] = [encode(DiscoveredPVC(
-        name=p["metadata"]["name"], namespace=namespace,
-        storage_class_name=(p.get("spec") or {}).get("storageClassName"),
-        capacity=((p.get("status") or {}).get("capacity") or {}).get("storage"),
-    )) for p in chosen]
+    seen.status["pvcs"] = [
+        encode(
+            DiscoveredPVC(
+                name=p["metadata"]["name"],
+                namespace=namespace,
+                storage_class_name=(p.get("spec") or {}).get("storageClassName"),
+                capacity=((p.get("status") or {}).get("capacity") or {}).get("storage"),
+            )
+        )
+        for p in chosen
+    ]
     workloads = discovery.determine_workloads(mine_sts, mine_deps, names)
-    seen.status["workloads"] = [encode(DiscoveredWorkload(
-        kind=WorkloadKind(w.kind), name=w.name, namespace=namespace, replicas=w.replicas))
-        for w in workloads]
+    seen.status["workloads"] = [
+        encode(
+            DiscoveredWorkload(
+                kind=WorkloadKind(w.kind), name=w.name, namespace=namespace, replicas=w.replicas
+            )
+        )
+        for w in workloads
+    ]
     if not app.spec.volume_snapshots.enabled:
-        seen.condition(SNAPSHOT_CAPABLE, False, Reason.SNAPSHOTS_SKIPPED,
-                       "volumeSnapshots.enabled is false")
+        seen.condition(
+            SNAPSHOT_CAPABLE, False, Reason.SNAPSHOTS_SKIPPED, "volumeSnapshots.enabled is false"
+        )
         return
     if any(c[0] == SNAPSHOT_CAPABLE for c in seen.conditions):
         return
     if not chosen:
-        seen.condition(SNAPSHOT_CAPABLE, False, Reason.PVC_NOT_FOUND,
-                       f"no PVCs of the release found in {namespace}")
+        seen.condition(
+            SNAPSHOT_CAPABLE,
+            False,
+            Reason.PVC_NOT_FOUND,
+            f"no PVCs of the release found in {namespace}",
+        )
         return
     provisioners = set()
     for pvc in chosen:
@@ -272,22 +337,36 @@ async def _volumes(ctx: Context, app: ManagedApp, hr: Obj, seen: _Observed) -> N
                 provisioners.add(str(sc.get("provisioner")))
     classes = await kube.list(R.SNAPSHOTCLASS)
     name, reason = discovery.choose_snapshot_class(
-        app.spec.volume_snapshots.volume_snapshot_class_name, classes, provisioners)
+        app.spec.volume_snapshots.volume_snapshot_class_name, classes, provisioners
+    )
     seen.status["volumeSnapshotClassName"] = name
     if name:
-        seen.condition(SNAPSHOT_CAPABLE, True, Reason.SUCCEEDED,
-                       f"{len(chosen)} PVC(s) snapshot with class {name} ({reason})")
+        seen.condition(
+            SNAPSHOT_CAPABLE,
+            True,
+            Reason.SUCCEEDED,
+            f"{len(chosen)} PVC(s) snapshot with class {name} ({reason})",
+        )
     else:
         seen.condition(SNAPSHOT_CAPABLE, False, Reason.SNAPSHOT_CLASS_NOT_FOUND, reason)
 
 
-def _summarize(app: ManagedApp, seen: _Observed, generation: int | None,
-               now: Any) -> list[dict[str, Any]]:
+def _summarize(
+    app: ManagedApp, seen: _Observed, generation: int | None, now: Any
+) -> list[dict[str, Any]]:
     conditions = app.status.conditions
     for type_, ok, reason, message in seen.conditions:
-        conditions = set_condition(conditions, Condition(
-            type_, ConditionStatus.TRUE if ok else ConditionStatus.FALSE, reason, message, now,
-            generation))
+        conditions = set_condition(
+            conditions,
+            Condition(
+                type_,
+                ConditionStatus.TRUE if ok else ConditionStatus.FALSE,
+                reason,
+                message,
+                now,
+                generation,
+            ),
+        )
     required = [ConditionType.DISCOVERED.value, ConditionType.GATED.value]
     if app.spec.volume_snapshots.enabled:
         required.append(SNAPSHOT_CAPABLE)
@@ -295,13 +374,24 @@ def _summarize(app: ManagedApp, seen: _Observed, generation: int | None,
     problems = [observed[t][3] for t in required if t in observed and not observed[t][1]]
     problems += [f"{t} unknown" for t in required if t not in observed]
     if problems:
-        ready = Condition(ConditionType.READY, ConditionStatus.FALSE, Reason.FAILED,
-                          "; ".join(problems), now, generation)
+        ready = Condition(
+            ConditionType.READY,
+            ConditionStatus.FALSE,
+            Reason.FAILED,
+            "; ".join(problems),
+            now,
+            generation,
+        )
     else:
-        ready = Condition(ConditionType.READY, ConditionStatus.TRUE, Reason.SUCCEEDED,
-                          f"managing {app.spec.helm_release_ref.name} at "
-                          f"{seen.status.get('currentVersion') or 'unknown version'}",
-                          now, generation)
+        ready = Condition(
+            ConditionType.READY,
+            ConditionStatus.TRUE,
+            Reason.SUCCEEDED,
+            f"managing {app.spec.helm_release_ref.name} at "
+            f"{seen.status.get('currentVersion') or 'unknown version'}",
+            now,
+            generation,
+        )
     conditions = set_condition(conditions, ready)
     return [encode(c) for c in conditions]
 
@@ -311,22 +401,33 @@ async def reconcile_managedapp(ctx: Context, obj: Obj) -> None:
     app = ManagedApp.from_dict(obj)
     now = ctx.now()
     seen = _Observed()
-    hr_ns, hr_name = (app.spec.helm_release_ref.namespace_or(app.metadata.namespace or ""),
-                      app.spec.helm_release_ref.name)
+    hr_ns, hr_name = (
+        app.spec.helm_release_ref.namespace_or(app.metadata.namespace or ""),
+        app.spec.helm_release_ref.name,
+    )
     hr = await ctx.kube.find(R.HELMRELEASE, hr_ns, hr_name)
     if hr is None:
-        seen.condition(ConditionType.DISCOVERED, False, Reason.HELM_RELEASE_NOT_FOUND,
-                       f"HelmRelease {hr_ns}/{hr_name} not found")
+        seen.condition(
+            ConditionType.DISCOVERED,
+            False,
+            Reason.HELM_RELEASE_NOT_FOUND,
+            f"HelmRelease {hr_ns}/{hr_name} not found",
+        )
     else:
         oci = await _chart_source(ctx, hr, seen)
         if not app.spec.suspend:
             await _ensure_gate_metadata(ctx, app, hr, oci)
         chart_spec = ((hr.get("spec") or {}).get("chart") or {}).get("spec") or {}
-        seen.status["helmRelease"] = encode(HelmReleaseInfo(
-            api_version=str(hr.get("apiVersion")), name=hr_name, namespace=hr_ns,
-            chart_name=chart_spec.get("chart") or None,
-            app_version=((hr.get("status") or {}).get("history") or [{}])[0].get("appVersion"),
-            target_namespace=(hr.get("spec") or {}).get("targetNamespace")))
+        seen.status["helmRelease"] = encode(
+            HelmReleaseInfo(
+                api_version=str(hr.get("apiVersion")),
+                name=hr_name,
+                namespace=hr_ns,
+                chart_name=chart_spec.get("chart") or None,
+                app_version=((hr.get("status") or {}).get("history") or [{}])[0].get("appVersion"),
+                target_namespace=(hr.get("spec") or {}).get("targetNamespace"),
+            )
+        )
         _current(app, hr, seen)
         _gating(hr, oci, seen)
         await _git(ctx, app, hr, seen)
@@ -335,10 +436,22 @@ async def reconcile_managedapp(ctx: Context, obj: Obj) -> None:
     status = dict(seen.status)
     status["observedGeneration"] = app.metadata.generation
     status["conditions"] = _summarize(app, seen, app.metadata.generation, now)
-    await ctx.kube.merge_patch(R.MANAGEDAPP, app.metadata.namespace, app.metadata.name or "",
-                               {"status": status}, sub="status")
+    await ctx.kube.merge_patch(
+        R.MANAGEDAPP,
+        app.metadata.namespace,
+        app.metadata.name or "",
+        {"status": status},
+        sub="status",
+    )
     new_ready = next(c for c in status["conditions"] if c["type"] == "Ready")
-    if old_ready is None or old_ready.status.value != new_ready["status"] or \
-            old_ready.message != new_ready["message"]:
-        await ctx.events.record(obj, "Ready" if new_ready["status"] == "True" else "NotReady",
-                                new_ready["message"], warning=new_ready["status"] != "True")
+    if (
+        old_ready is None
+        or old_ready.status.value != new_ready["status"]
+        or old_ready.message != new_ready["message"]
+    ):
+        await ctx.events.record(
+            obj,
+            "Ready" if new_ready["status"] == "True" else "NotReady",
+            new_ready["message"],
+            warning=new_ready["status"] != "True",
+        )

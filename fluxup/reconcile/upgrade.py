@@ -25,11 +25,19 @@ from fluxup.api.upgraderequest import (
     UpgradeRequest,
     UpgradeRequestStatus,
 )
-from fluxup.errors import FluxUpError, KubeNotFound
+from fluxup.errors import (
+    FluxUpError,
+    GitAuthError,
+    GitConflictError,
+    KubeNotFound,
+    PushRejectedError,
+    YamlEditError,
+)
 from fluxup.logic.upgrade_machine import Route, is_allowed, next_phase, phase_timeout
+from fluxup.reconcile import upgrade_preflight
 from fluxup.reconcile import upgrade_steps as steps
 from fluxup.reconcile.context import Context
-from fluxup.reconcile.upgrade_steps import Outcome, Pass
+from fluxup.reconcile.upgrade_pass import Outcome, Pass, load_app
 
 __all__ = ["FINALIZER", "reconcile_upgrade"]
 
@@ -37,12 +45,15 @@ log = logging.getLogger(__name__)
 
 FINALIZER = "fluxup.dev/upgrade"
 
+#: Git failures that a retry cannot fix; they end the request (DESIGN.md §4).
+PERMANENT_GIT_ERRORS = (GitAuthError, PushRejectedError, GitConflictError, YamlEditError)
+
 P = UpgradePhase
 
 _ACTIONS = {
     P.PENDING: steps.acquire,
     P.QUEUED: steps.acquire,
-    P.PREFLIGHT: steps.preflight,
+    P.PREFLIGHT: upgrade_preflight.preflight,
     P.COMMITTING: steps.commit,
     P.AWAITING_APPLY: steps.await_apply,
     P.QUIESCING: steps.quiesce,
@@ -53,8 +64,9 @@ _ACTIONS = {
 }
 
 
-def _deadline(phase: UpgradePhase, timeouts: Timeouts, health: dt.timedelta,
-              now: dt.datetime) -> dt.datetime | None:
+def _deadline(
+    phase: UpgradePhase, timeouts: Timeouts, health: dt.timedelta, now: dt.datetime
+) -> dt.datetime | None:
     name = phase_timeout(phase)
     if name is None:
         return None
@@ -67,12 +79,14 @@ def _deadline(phase: UpgradePhase, timeouts: Timeouts, health: dt.timedelta,
 def _route(ur: UpgradeRequest, app: ManagedApp | None) -> Route:
     snapshots = bool(app and app.spec.volume_snapshots.enabled and not ur.spec.skip_snapshot)
     quiesce = bool(app and app.spec.quiesce.enabled)
-    return Route(origin=ur.spec.origin, quiesce=quiesce, snapshots=snapshots,
-                 dry_run=ur.spec.dry_run)
+    return Route(
+        origin=ur.spec.origin, quiesce=quiesce, snapshots=snapshots, dry_run=ur.spec.dry_run
+    )
 
 
-def _summarize(status: UpgradeRequestStatus, generation: int | None,
-               now: dt.datetime) -> UpgradeRequestStatus:
+def _summarize(
+    status: UpgradeRequestStatus, generation: int | None, now: dt.datetime
+) -> UpgradeRequestStatus:
     """Ready/Reconciling/Stalled from the phase; the only place that writes Ready."""
     phase = status.phase or P.PENDING
     message = status.message or str(phase)
@@ -82,21 +96,39 @@ def _summarize(status: UpgradeRequestStatus, generation: int | None,
         ready = (ConditionStatus.FALSE, Reason.FAILED)
     else:
         ready = (ConditionStatus.FALSE, Reason.QUEUED if phase is P.QUEUED else Reason.PROGRESSING)
-    conditions = set_condition(status.conditions, Condition(
-        ConditionType.READY, ready[0], ready[1], message, now, generation))
+    conditions = set_condition(
+        status.conditions,
+        Condition(ConditionType.READY, ready[0], ready[1], message, now, generation),
+    )
     in_flight = phase not in TERMINAL_UPGRADE_PHASES
-    conditions = set_condition(conditions, Condition(
-        ConditionType.RECONCILING, ConditionStatus.TRUE if in_flight else ConditionStatus.FALSE,
-        Reason.PROGRESSING if in_flight else ready[1], message, now, generation))
-    conditions = set_condition(conditions, Condition(
-        ConditionType.STALLED,
-        ConditionStatus.TRUE if phase is P.FAILED else ConditionStatus.FALSE,
-        Reason.FAILED if phase is P.FAILED else Reason.PROGRESSING, message, now, generation))
+    conditions = set_condition(
+        conditions,
+        Condition(
+            ConditionType.RECONCILING,
+            ConditionStatus.TRUE if in_flight else ConditionStatus.FALSE,
+            Reason.PROGRESSING if in_flight else ready[1],
+            message,
+            now,
+            generation,
+        ),
+    )
+    conditions = set_condition(
+        conditions,
+        Condition(
+            ConditionType.STALLED,
+            ConditionStatus.TRUE if phase is P.FAILED else ConditionStatus.FALSE,
+            Reason.FAILED if phase is P.FAILED else Reason.PROGRESSING,
+            message,
+            now,
+            generation,
+        ),
+    )
     return dataclasses.replace(status, conditions=conditions, observed_generation=generation)
 
 
-def _enter(status: UpgradeRequestStatus, phase: UpgradePhase, app: ManagedApp | None,
-           now: dt.datetime) -> UpgradeRequestStatus:
+def _enter(
+    status: UpgradeRequestStatus, phase: UpgradePhase, app: ManagedApp | None, now: dt.datetime
+) -> UpgradeRequestStatus:
     current = status.phase or P.PENDING
     if phase is not current and not is_allowed(current, phase):
         raise AssertionError(f"transition {current} -> {phase} is not in the table")
@@ -104,7 +136,9 @@ def _enter(status: UpgradeRequestStatus, phase: UpgradePhase, app: ManagedApp | 
     health = app.spec.health_check.timeout.to_timedelta() if app else dt.timedelta(minutes=5)
     done = phase in TERMINAL_UPGRADE_PHASES
     return dataclasses.replace(
-        status, phase=phase, phase_started_at=now,
+        status,
+        phase=phase,
+        phase_started_at=now,
         deadline=_deadline(phase, timeouts, health, now),
         completed_at=now if done else None,
         started_at=status.started_at or now,
@@ -113,17 +147,30 @@ def _enter(status: UpgradeRequestStatus, phase: UpgradePhase, app: ManagedApp | 
 
 async def _write_status(ctx: Context, obj: Obj, status: UpgradeRequestStatus) -> None:
     meta = obj["metadata"]
-    await ctx.kube.merge_patch(R.UPGRADEREQUEST, meta["namespace"], meta["name"],
-                               {"status": status.to_dict(nulls=True)}, sub="status")
+    await ctx.kube.merge_patch(
+        R.UPGRADEREQUEST,
+        meta["namespace"],
+        meta["name"],
+        {"status": status.to_dict(nulls=True)},
+        sub="status",
+    )
 
 
 async def _ensure_finalizer(ctx: Context, obj: Obj) -> None:
     finalizers = obj["metadata"].get("finalizers") or []
     if FINALIZER not in finalizers:
         meta = obj["metadata"]
-        await ctx.kube.merge_patch(R.UPGRADEREQUEST, meta["namespace"], meta["name"], {
-            "metadata": {"finalizers": [*finalizers, FINALIZER],
-                         "resourceVersion": meta["resourceVersion"]}})
+        await ctx.kube.merge_patch(
+            R.UPGRADEREQUEST,
+            meta["namespace"],
+            meta["name"],
+            {
+                "metadata": {
+                    "finalizers": [*finalizers, FINALIZER],
+                    "resourceVersion": meta["resourceVersion"],
+                }
+            },
+        )
 
 
 async def _finalize(ctx: Context, obj: Obj, ur: UpgradeRequest) -> None:
@@ -133,8 +180,12 @@ async def _finalize(ctx: Context, obj: Obj, ur: UpgradeRequest) -> None:
         await steps.undo(ctx, ur)
     remaining = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
     try:
-        await ctx.kube.merge_patch(R.UPGRADEREQUEST, meta["namespace"], meta["name"], {
-            "metadata": {"finalizers": remaining, "resourceVersion": meta["resourceVersion"]}})
+        await ctx.kube.merge_patch(
+            R.UPGRADEREQUEST,
+            meta["namespace"],
+            meta["name"],
+            {"metadata": {"finalizers": remaining, "resourceVersion": meta["resourceVersion"]}},
+        )
     except KubeNotFound:
         return
 
@@ -152,24 +203,35 @@ async def reconcile_upgrade(ctx: Context, obj: Obj) -> bool:
         return False
     await _ensure_finalizer(ctx, obj)
     now = ctx.now()
-    app = await steps.load_app(ctx, ur)
+    app = await load_app(ctx, ur)
     if status.phase is None:
         status = _enter(status, P.PENDING, app, now)
     if status.deadline and now > status.deadline:
-        outcome = Outcome.failed(Reason.DEADLINE_EXCEEDED,
-                                 f"{phase} did not finish before its deadline "
-                                 f"({status.deadline:%Y-%m-%dT%H:%M:%SZ})")
+        outcome = Outcome.failed(
+            Reason.DEADLINE_EXCEEDED,
+            f"{phase} did not finish before its deadline ({status.deadline:%Y-%m-%dT%H:%M:%SZ})",
+        )
     elif app is None:
-        outcome = Outcome.failed(Reason.PREFLIGHT_FAILED,
-                                 f"ManagedApp {ur.spec.managed_app_ref.name} not found in "
-                                 f"namespace {ur.metadata.namespace}; create it or delete "
-                                 "this request")
+        outcome = Outcome.failed(
+            Reason.PREFLIGHT_FAILED,
+            f"ManagedApp {ur.spec.managed_app_ref.name} not found in "
+            f"namespace {ur.metadata.namespace}; create it or delete "
+            "this request",
+        )
     else:
         try:
             outcome = await _ACTIONS[phase](Pass(ctx, obj, ur, app, status))
+        except PERMANENT_GIT_ERRORS as exc:
+            # retrying cannot help: the push was refused for good, or the edit conflicts
+            outcome = Outcome.failed(
+                Reason.COMMIT_FAILED,
+                f"{phase}: {exc}; nothing was released, {app.metadata.name}"
+                " keeps running its current version",
+            )
         except FluxUpError as exc:
-            log.warning("upgrade %s/%s: %s: %s", ur.metadata.namespace, ur.metadata.name,
-                        phase, exc)
+            log.warning(
+                "upgrade %s/%s: %s: %s", ur.metadata.namespace, ur.metadata.name, phase, exc
+            )
             outcome = Outcome.waiting(f"{phase}: {exc} (retrying)")
     status = dataclasses.replace(status, **outcome.updates)
     if outcome.message is not None:

@@ -13,7 +13,10 @@ would drive the hostpath driver:
 * ``CreateSnapshot`` archives the volume directory to ``<statedir>/<snapshot id>.snap``
   (``tar``, gzip) and is ready at once; ``DeleteVolume``/``DeleteSnapshot`` remove them.
 
-Every call is idempotent by name, as the CSI spec requires. Run as
+Every call is idempotent by name, as the CSI spec requires. For failure tests, a volume
+holding a file named ``.fluxup-fail-snapshot`` cannot be snapshotted (the driver answers
+``INTERNAL``), and one holding ``.fluxup-slow-snapshot`` (containing seconds) is
+snapshotted only after that delay. Run as
 ``python -m fluxup.sandbox.csidriver --endpoint unix://SOCK --statedir DIR``.
 """
 
@@ -42,6 +45,8 @@ __all__ = ["SPEC_MODULE", "SPEC_VERSION", "compile_spec", "main"]
 
 SPEC_MODULE = "github.com/container-storage-interface/spec"
 SPEC_VERSION = "v1.12.0"  # the version csi-provisioner is built against
+FAIL_MARKER = ".fluxup-fail-snapshot"
+SLOW_MARKER = ".fluxup-slow-snapshot"
 log = logging.getLogger("fluxup.csidriver")
 
 
@@ -194,6 +199,12 @@ def build_servicers(
             snapshot_id = _safe_id(request.name)
             source = statedir / _safe_id(request.source_volume_id)
             archive = statedir / f"{snapshot_id}.snap"
+            if (source / FAIL_MARKER).exists():
+                context.abort(grpc.StatusCode.INTERNAL,
+                              f"injected failure: {FAIL_MARKER} in volume {source.name}")
+            slow = source / SLOW_MARKER
+            if slow.exists() and not archive.exists():
+                time.sleep(float(slow.read_text().strip() or "30"))
             with lock:
                 if not archive.exists():
                     if not source.is_dir():

@@ -9,13 +9,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fluxup.errors import SandboxError
 from fluxup.logic import yamledit
+from fluxup.sandbox.cluster import csi_state_dir
 from fluxup.sandbox.controlplane import Sandbox
+from fluxup.sandbox.csidriver import FAIL_MARKER, SLOW_MARKER
 from fluxup.sandbox.fleet import Fleet
 from fluxup.sandbox.processes import wait_until
 from fluxup.sandbox.seed import DemoApp
@@ -250,3 +253,69 @@ def test_operator_sigkill_at_every_phase_still_ends_in_one_upgrade(
     snaps = _get(stack.sandbox, "volumesnapshot", app.namespace)["items"]
     assert len(snaps) == 2
     assert {s["metadata"]["labels"]["fluxup.dev/upgrade-request"] for s in snaps} == {"crashy"}
+
+
+def _volume_dir(sb: Sandbox, namespace: str, pvc: str) -> Path:
+    volume = _get(sb, "pvc", namespace, pvc)["spec"]["volumeName"]
+    return csi_state_dir(sb) / _get(sb, "pv", "default", volume)["spec"]["csi"]["volumeHandle"]
+
+
+def _assert_never_released(stack: Stack, app: DemoApp, version: str = "1.1.0") -> None:
+    hr = _get(stack.sandbox, "helmrelease", app.namespace, app.name)
+    assert hr["status"]["history"][0]["chartVersion"] == "1.0.0"
+    assert all(h["chartVersion"] != version for h in hr["status"]["history"])
+    approved = hr["metadata"].get("annotations", {}).get("fluxup.dev/approved", "{}")
+    assert json.loads(approved).get("chart") != version
+
+
+def test_snapshot_error_fails_and_never_releases(stack: Stack, fleet: Fleet) -> None:
+    app = DemoApp(f"snaperr-{secrets.token_hex(3)}", f"snaperr-{secrets.token_hex(3)}")
+    managed = _managed_app(stack, fleet, app)
+    pvc = managed["status"]["pvcs"][0]["name"]
+    (_volume_dir(stack.sandbox, app.namespace, pvc) / FAIL_MARKER).write_text("")
+    _bump(fleet, app, "1.1.0")
+    request = _wait_request(stack, app, "Failed")
+    assert "snapshot failed" in request["status"]["message"]
+    assert "injected failure" in request["status"]["message"]
+    ready = next(c for c in request["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False"
+    _assert_never_released(stack, app)
+    hr = _get(stack.sandbox, "helmrelease", app.namespace, app.name)
+    assert hr["spec"]["suspend"] is True  # still held: the old version keeps running
+
+
+def test_snapshot_deadline_fails_and_never_releases(stack: Stack, fleet: Fleet) -> None:
+    app = DemoApp(f"slow-{secrets.token_hex(3)}", f"slow-{secrets.token_hex(3)}")
+    managed = _managed_app(stack, fleet, app, timeouts={"snapshot": "3s"})
+    pvc = managed["status"]["pvcs"][0]["name"]
+    (_volume_dir(stack.sandbox, app.namespace, pvc) / SLOW_MARKER).write_text("20")
+    _bump(fleet, app, "1.1.0")
+    request = _wait_request(stack, app, "Failed")
+    assert "Snapshotting did not finish before its deadline" in request["status"]["message"]
+    _assert_never_released(stack, app)
+
+
+def test_permanently_rejected_push_fails_without_release(stack: Stack, fleet: Fleet) -> None:
+    app = DemoApp(f"frozen-{secrets.token_hex(3)}", f"frozen-{secrets.token_hex(3)}")
+    _managed_app(stack, fleet, app)
+    hook = stack.sandbox.dir / "git" / "repos" / "fleet.git" / "hooks" / "pre-receive"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text(
+        "#!/bin/sh\nwhile read old new ref; do\n"
+        "  case $old in 0000000000000000000000000000000000000000) continue;; esac\n"
+        f"  if git diff --name-only \"$old\" \"$new\" | grep -q '^flux/apps/{app.name}/'; then\n"
+        f"    echo 'policy: flux/apps/{app.name} is frozen' >&2; exit 1\n  fi\ndone\n")
+    hook.chmod(0o755)
+    try:
+        before = fleet.log(5)
+        _create_request(stack, app, "blocked", targetVersion="1.1.0")
+        request = _wait_request(stack, app, "Failed", name="blocked")
+    finally:
+        hook.unlink()
+    message = request["status"]["message"]
+    assert "Committing" in message
+    assert "keeps running its current version" in message
+    assert fleet.log(5) == before
+    assert not _commits_for(fleet, f"{app.namespace}/blocked")
+    _assert_never_released(stack, app)
+    assert not _get(stack.sandbox, "volumesnapshot", app.namespace)["items"]

@@ -1,0 +1,313 @@
+"""The Preflight phase of an UpgradeRequest: checks, the resolved target, the Git diff.
+
+Called by :mod:`fluxup.reconcile.upgrade` through the phase table; the Committing action
+(:mod:`fluxup.reconcile.upgrade_steps`) reuses :func:`git_changes`, so the commit is
+exactly the diff Preflight showed. Reads only; changes nothing anywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fluxup.adapters import chartsource
+from fluxup.adapters.kube import Obj, R
+from fluxup.api import annotations as ann
+from fluxup.api.conditions import Reason
+from fluxup.api.meta import Identity, ImageTag
+from fluxup.api.upgraderequest import (
+    Origin,
+    PreflightCheck,
+    PreflightResult,
+)
+from fluxup.errors import ChartSourceError, FluxUpError, YamlEditError
+from fluxup.logic import yamledit
+from fluxup.logic.identity import is_exact_version, normalize_chart_version
+from fluxup.logic.targets import to_gate
+from fluxup.reconcile.upgrade_pass import (
+    Outcome,
+    Pass,
+    held_identity,
+    helm_release,
+    oci_repository,
+)
+
+__all__ = ["git_changes", "preflight"]
+
+# --- Preflight ----------------------------------------------------------------------
+
+
+def _check(name: str, ok: bool, message: str, warn_only: bool = False) -> PreflightCheck:
+    if ok:
+        return PreflightCheck(name, PreflightResult.PASSED, message)
+    return PreflightCheck(
+        name, PreflightResult.WARNING if warn_only else PreflightResult.FAILED, message
+    )
+
+
+def _ready(obj: Obj | None) -> tuple[bool, str]:
+    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return cond.get("status") == "True", str(cond.get("message", ""))
+    return False, "no Ready condition yet"
+
+
+def _resolve_target(p: Pass, hr: Obj, oci: Obj | None) -> Identity | None:
+    spec = p.ur.spec
+    if spec.origin is Origin.GIT and spec.target_version is None and not spec.target_images:
+        held_hr, held_oci = held_identity(hr), held_identity(oci)
+        chart = (
+            (held_oci.chart if held_oci else None)
+            if p.via_chart_ref
+            else (held_hr.chart if held_hr else None)
+        )
+        held_images = held_hr.images if held_hr else ()
+        if chart is None and not held_images:
+            return None
+        return Identity(
+            version=chart,
+            images=tuple(
+                ImageTag(values_path=path, tag=tag) for path, tag in held_images if tag is not None
+            ),
+        )
+    version = spec.target_version
+    images = spec.target_images
+    if version is None and not images and p.app.status.available_update is not None:
+        version = p.app.status.available_update.version
+        images = p.app.status.available_update.images
+    if version is None and not images:
+        return None
+    return Identity(version=normalize_chart_version(version) if version else None, images=images)
+
+
+async def _target_exists(p: Pass, hr: Obj, oci: Obj | None, version: str) -> PreflightCheck:
+    name = "target-version-exists"
+    try:
+        if p.via_chart_ref and oci is not None:
+            spec = oci.get("spec") or {}
+            tags = await chartsource.list_oci_tags(str(spec.get("url")), bool(spec.get("insecure")))
+            return _check(
+                name,
+                version in tags,
+                f"tag {version} {'found' if version in tags else 'not found'} in "
+                f"{spec.get('url')} (tags: {', '.join(sorted(tags)[-8:])})",
+            )
+        chart_spec = ((hr.get("spec") or {}).get("chart") or {}).get("spec") or {}
+        source = chart_spec.get("sourceRef") or {}
+        if source.get("kind", "HelmRepository") != "HelmRepository":
+            return _check(
+                name,
+                False,
+                f"cannot list versions of a {source.get('kind')} source",
+                warn_only=True,
+            )
+        repo = await p.ctx.kube.find(
+            R.HELMREPOSITORY,
+            source.get("namespace") or hr["metadata"]["namespace"],
+            str(source.get("name")),
+        )
+        if repo is None:
+            return _check(name, False, f"HelmRepository {source.get('name')} not found")
+        url = str((repo.get("spec") or {}).get("url"))
+        if url.startswith("oci://"):
+            tags = await chartsource.list_oci_tags(
+                f"{url.rstrip('/')}/{chart_spec.get('chart')}", bool(repo["spec"].get("insecure"))
+            )
+        else:
+            tags = await chartsource.list_helm_repository_versions(
+                url, str(chart_spec.get("chart"))
+            )
+        found = version in tags
+        return _check(
+            name,
+            found,
+            f"chart {chart_spec.get('chart')} {version} "
+            f"{'found' if found else 'not found'} in {url}",
+        )
+    except ChartSourceError as exc:
+        return _check(name, False, str(exc))
+
+
+def _render_edit(
+    p: Pass, text: str, path: str, target: Identity, hr_name: str, hr_namespace: str
+) -> str:
+    new = text
+    if target.version and not p.via_chart_ref:
+        new = yamledit.edit_chart_version(
+            new, name=hr_name, version=target.version, namespace=hr_namespace, path=path
+        )
+    for image in target.images:
+        new = yamledit.edit_values_image_tag(
+            new,
+            name=hr_name,
+            values_path=image.values_path,
+            tag=image.tag,
+            namespace=hr_namespace,
+            path=path,
+        )
+    return new
+
+
+async def git_changes(p: Pass, target: Identity) -> dict[str, tuple[str, str]]:
+    """``{path: (old text, new text)}`` of the commit that applies ``target``."""
+    git_source = p.app.status.git
+    if git_source is None or not git_source.file:
+        raise FluxUpError(
+            f"ManagedApp {p.app.metadata.name} has no Git file yet "
+            "(status.git.file); check its Discovered condition"
+        )
+    git = await p.ctx.open_git(git_source, p.app.metadata.namespace or "")
+    hr_namespace, hr_name = p.hr_ref
+    changes: dict[str, tuple[str, str]] = {}
+    current = await git.read_file(git_source.file)
+    new = _render_edit(p, current.text, git_source.file, target, hr_name, hr_namespace)
+    if new != current.text:
+        changes[git_source.file] = (current.text, new)
+    if p.via_chart_ref and target.version:
+        source = p.app.status.chart_source
+        assert source is not None
+        for path in await git.list_files(git_source.path or ""):
+            if not path.endswith((".yaml", ".yml")):
+                continue
+            text = changes[path][1] if path in changes else (await git.read_file(path)).text
+            if not yamledit.find_documents(text, "OCIRepository", source.name, path=path):
+                continue
+            new = yamledit.edit_oci_tag(text, name=source.name, tag=target.version, path=path)
+            old = changes[path][0] if path in changes else text
+            if new != old:
+                changes[path] = (old, new)
+            break
+        else:
+            raise FluxUpError(
+                f"OCIRepository {source.name} is not defined under "
+                f"{git_source.path or '/'} in {git_source.repository_url}"
+            )
+    return changes
+
+
+async def preflight(p: Pass) -> Outcome:
+    """Check everything an upgrade needs; resolve the target; compute the exact Git diff."""
+    hr = await helm_release(p)
+    hr_namespace, hr_name = p.hr_ref
+    if hr is None:
+        return Outcome.failed(
+            Reason.PREFLIGHT_FAILED, f"HelmRelease {hr_namespace}/{hr_name} not found"
+        )
+    oci = await oci_repository(p)
+    checks = [_check("helmrelease-found", True, f"HelmRelease {hr_namespace}/{hr_name}")]
+    labelled = ann.MANAGED_APP_LABEL in ((hr.get("metadata") or {}).get("labels") or {})
+    checks.append(
+        _check(
+            "gated",
+            labelled,
+            "the admission gate sees the HelmRelease"
+            if labelled
+            else "the HelmRelease is not labelled for the gate yet",
+        )
+    )
+    target = _resolve_target(p, hr, oci)
+    previous = Identity(version=p.app.status.current_version, images=p.app.status.current_images)
+    if target is None:
+        return Outcome.failed(
+            Reason.PREFLIGHT_FAILED,
+            "no target version: set spec.targetVersion, or wait until the "
+            "ManagedApp reports an available update",
+            preflight=tuple(checks),
+        )
+    if target.version and not is_exact_version(target.version):
+        return Outcome.failed(
+            Reason.PREFLIGHT_FAILED, f"target {target.version!r} is a range; name one exact version"
+        )
+    if target.version:
+        checks.append(await _target_exists(p, hr, oci, target.version))
+    same = to_gate(previous).satisfies(to_gate(target)) and to_gate(target).satisfies(
+        to_gate(previous)
+    )
+    checks.append(
+        _check(
+            "target-differs",
+            not same,
+            f"{p.app.metadata.name} already runs {to_gate(target).describe()}"
+            if same
+            else f"{to_gate(previous).describe()} -> {to_gate(target).describe()}",
+        )
+    )
+    ready, why = _ready(hr)
+    checks.append(_check("app-healthy", ready, why or "HelmRelease Ready", warn_only=True))
+    snapshots_on = p.app.spec.volume_snapshots.enabled and not p.ur.spec.skip_snapshot
+    if snapshots_on:
+        pvcs = p.app.status.pvcs
+        checks.append(
+            _check(
+                "pvcs",
+                bool(pvcs),
+                f"{len(pvcs)} PVC(s) to snapshot: {', '.join(x.name for x in pvcs)}"
+                if pvcs
+                else "no PVCs found; list spec.volumeSnapshots.pvcs or set "
+                "volumeSnapshots.enabled=false",
+            )
+        )
+        for pvc in pvcs:
+            obj = await p.ctx.kube.find(R.PVC, pvc.namespace, pvc.name)
+            phase = ((obj or {}).get("status") or {}).get("phase")
+            checks.append(
+                _check(
+                    f"pvc/{pvc.name}",
+                    phase == "Bound",
+                    f"PVC {pvc.namespace}/{pvc.name} is {phase or 'missing'}",
+                )
+            )
+        klass = p.app.status.volume_snapshot_class_name
+        exists = (
+            bool(klass) and await p.ctx.kube.find(R.SNAPSHOTCLASS, None, klass or "") is not None
+        )
+        checks.append(
+            _check(
+                "snapshot-class",
+                exists,
+                f"VolumeSnapshotClass {klass}" if exists else "no usable VolumeSnapshotClass",
+            )
+        )
+    diff = None
+    if p.ur.spec.origin is not Origin.GIT:
+        try:
+            changes = await git_changes(p, target)
+        except (YamlEditError, FluxUpError) as exc:
+            checks.append(_check("git-edit", False, str(exc)))
+            changes = {}
+        else:
+            checks.append(
+                _check(
+                    "git-edit",
+                    bool(changes),
+                    f"{len(changes)} file(s) change"
+                    if changes
+                    else "Git already has the target version",
+                )
+            )
+        diff = (
+            "".join(
+                yamledit.diff_text(path, old, new) for path, (old, new) in sorted(changes.items())
+            )
+            or None
+        )
+    updates: dict[str, Any] = {
+        "preflight": tuple(checks),
+        "target_identity": target,
+        "previous_identity": previous,
+        "git_diff": diff,
+    }
+    failed = [c for c in checks if c.result is PreflightResult.FAILED]
+    if failed:
+        return Outcome.failed(
+            Reason.PREFLIGHT_FAILED,
+            "preflight failed: " + "; ".join(c.message or c.name for c in failed),
+            **updates,
+        )
+    if p.ur.spec.dry_run:
+        return Outcome.finished(
+            f"dry run: preflight passed; upgrading would change "
+            f"{to_gate(previous).describe()} -> "
+            f"{to_gate(target).describe()}",
+            **updates,
+        )
+    return Outcome.finished(**updates)
