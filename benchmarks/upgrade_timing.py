@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fluxup.logic import yamledit
-from fluxup.sandbox.controlplane import Sandbox, up
+from fluxup.sandbox.controlplane import Sandbox, down, up
 from fluxup.sandbox.fleet import Fleet
 from fluxup.sandbox.seed import DemoApp
 from fluxup.sandbox.stack import start_stack
@@ -140,6 +140,8 @@ def main() -> int:
           f"{statistics.median(lag) if lag else float('nan'):.2f}s "
           f"(observation resolution ~0.1s)")
     stack.stop()
+    if not args.dir:  # a sandbox we started ourselves
+        down(directory)
     return 0
 
 
