@@ -55,6 +55,10 @@ class ConditionType(enum.StrEnum):
     UPDATE_AVAILABLE = "UpdateAvailable"
     #: The last Renovate lookup for this app succeeded and was mapped onto it.
     UPDATES_CHECKED = "UpdatesChecked"
+    #: The gate holds a version of the release that FluxUp has not released yet.
+    HELD = "Held"
+    #: The app's PVCs were found and a VolumeSnapshotClass fits their CSI driver.
+    SNAPSHOT_CAPABLE = "SnapshotCapable"
 
     # UpgradeRequest
     #: Every preflight check passed (``status.preflight``).

@@ -40,8 +40,8 @@ __all__ = ["HELD", "SNAPSHOT_CAPABLE", "reconcile_managedapp"]
 
 log = logging.getLogger(__name__)
 
-HELD = "Held"
-SNAPSHOT_CAPABLE = "SnapshotCapable"
+HELD = ConditionType.HELD.value
+SNAPSHOT_CAPABLE = ConditionType.SNAPSHOT_CAPABLE.value
 
 
 @dataclass
@@ -249,17 +249,15 @@ async def _volumes(ctx: Context, app: ManagedApp, hr: Obj, seen: _Observed) -> N
     pvcs = await kube.list(R.PVC, namespace)
     sts = await kube.list(R.STATEFULSET, namespace)
     deps = await kube.list(R.DEPLOYMENT, namespace)
-    labelled: set[str] = set()
-    mine_sts, mine_deps = [], []
-    for selector in discovery.release_selectors(hr):
+    selectors = discovery.release_selectors(hr)
 
-        def match(obj: Obj, sel: dict[str, str] = selector) -> bool:
-            labels = _labels(obj)
-            return all(labels.get(k) == v for k, v in sel.items())
+    def mine(obj: Obj) -> bool:
+        """Created for this release: carries every label of one of its selectors."""
+        labels = _labels(obj)
+        return any(all(labels.get(k) == v for k, v in sel.items()) for sel in selectors)
 
-        labelled |= {p["metadata"]["name"] for p in pvcs if match(p)}
-        mine_sts += [s for s in sts if match(s) and s not in mine_sts]
-        mine_deps += [d for d in deps if match(d) and d not in mine_deps]
+    mine_sts = [s for s in sts if mine(s)]
+    mine_deps = [d for d in deps if mine(d)]
     explicit = app.spec.volume_snapshots.pvcs
     if explicit:
         names = [p.name for p in explicit]
@@ -272,22 +270,9 @@ async def _volumes(ctx: Context, app: ManagedApp, hr: Obj, seen: _Observed) -> N
                 f"PVC(s) {', '.join(missing)} not found in {namespace}",
             )
     else:
-        pods = await kube.list(R.POD, namespace)
-        names = discovery.determine_pvcs(
-            pvcs,
-            mine_sts,
-            mine_deps,
-            [
-                p
-                for p in pods
-                if any(
-                    _labels(p).get(k) == v
-                    for sel in discovery.release_selectors(hr)
-                    for k, v in sel.items()
-                )
-            ],
-            labelled,
-        )
+        pods = [p for p in await kube.list(R.POD, namespace) if mine(p)]
+        labelled = {p["metadata"]["name"] for p in pvcs if mine(p)}
+        names = discovery.determine_pvcs(pvcs, mine_sts, mine_deps, pods, labelled)
     by_name = {p["metadata"]["name"]: p for p in pvcs}
     chosen = [by_name[n] for n in names if n in by_name]
     seen.status["pvcs"] = [

@@ -362,7 +362,11 @@ async def await_upgrade(p: Pass) -> Outcome:
         and latest.get("status", "deployed") == "deployed"
     ):
         return Outcome.finished(f"helm-controller released {to_gate(target).describe()}")
-    if current_gen and (
+    # helm-controller may leave status.observedGeneration behind on a failed attempt;
+    # its conditions carry the generation they describe
+    generation = hr["metadata"].get("generation")
+    failed_now = current_gen or ready.get("observedGeneration") == generation
+    if failed_now and (
         stalled.get("status") == "True"
         or (ready.get("status") == "False" and ready.get("reason") in UPGRADE_FAILURE_REASONS)
     ):

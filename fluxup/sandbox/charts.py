@@ -31,6 +31,7 @@ from fluxup.errors import SandboxError
 from fluxup.sandbox.processes import free_port, is_ours, start_process, wait_until
 
 __all__ = [
+    "BROKEN_VERSION",
     "CHART_NAME",
     "CHART_SOURCE",
     "DEMO_VERSIONS",
@@ -44,7 +45,10 @@ __all__ = [
 
 CHART_NAME = "demo-app"
 CHART_SOURCE = Path(__file__).resolve().parent / "data" / "charts" / CHART_NAME
-DEMO_VERSIONS: tuple[str, ...] = ("1.0.0", "1.1.0", "1.2.0", "2.0.0")
+#: The last one is BROKEN_VERSION: Helm cannot render it, so upgrading to it fails.
+DEMO_VERSIONS: tuple[str, ...] = ("1.0.0", "1.1.0", "1.2.0", "2.0.0", "3.0.0")
+BROKEN_VERSION = "3.0.0"
+_BROKEN_MESSAGE = "demo-app 3.0.0 is a deliberately broken release (sandbox failure tests)"
 #: Fixed timestamp inside every package, so the same chart version always has one digest.
 _PACKAGE_MTIME = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp())
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
@@ -95,6 +99,9 @@ def build_chart_package(
         data = path.read_bytes()
         if rel == "Chart.yaml":
             data = _rewrite_versions(data.decode(), version, app_version).encode()
+        if rel == "values.yaml" and version == BROKEN_VERSION:
+            broken = f'brokenRelease: "{_BROKEN_MESSAGE}"'.encode()
+            data = data.replace(b'brokenRelease: ""', broken)
         files[f"{name}/{rel}"] = data
     raw = io.BytesIO()
     with gzip.GzipFile(fileobj=raw, mode="wb", mtime=_PACKAGE_MTIME) as gz, \

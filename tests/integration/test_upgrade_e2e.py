@@ -16,6 +16,7 @@ import pytest
 
 from fluxup.errors import SandboxError
 from fluxup.logic import yamledit
+from fluxup.sandbox.charts import BROKEN_VERSION
 from fluxup.sandbox.cluster import csi_state_dir
 from fluxup.sandbox.controlplane import Sandbox
 from fluxup.sandbox.csidriver import FAIL_MARKER, SLOW_MARKER
@@ -319,3 +320,20 @@ def test_permanently_rejected_push_fails_without_release(stack: Stack, fleet: Fl
     assert not _commits_for(fleet, f"{app.namespace}/blocked")
     _assert_never_released(stack, app)
     assert not _get(stack.sandbox, "volumesnapshot", app.namespace)["items"]
+
+
+def test_helm_upgrade_failure_ends_failed_with_helm_controllers_reason(
+    stack: Stack, fleet: Fleet
+) -> None:
+    app = DemoApp(f"broken-{secrets.token_hex(3)}", f"broken-{secrets.token_hex(3)}")
+    _managed_app(stack, fleet, app)
+    _bump(fleet, app, BROKEN_VERSION)
+    request = _wait_request(stack, app, "Failed")
+    message = request["status"]["message"]
+    assert message.startswith("helm-controller: "), message
+    assert "deliberately broken release" in message
+    # the snapshots were taken (the release was approved) — the data is protected
+    assert all(s["readyToUse"] for s in request["status"]["snapshots"])
+    hr = _get(stack.sandbox, "helmrelease", app.namespace, app.name)
+    deployed = [h for h in hr["status"]["history"] if h.get("status") == "deployed"]
+    assert deployed[0]["chartVersion"] == "1.0.0"
