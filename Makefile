@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 SANDBOX_DIR ?= .sandbox
 PYTEST_ARGS ?=
 
-.PHONY: venv build lint test demo demo-down clean
+.PHONY: venv system-deps build lint test demo demo-down clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-build: venv
+# Debian packages the sandbox needs: git (Git server, Flux's source) and an OCI registry.
+system-deps:
+	@command -v git >/dev/null && test -x /usr/bin/docker-registry || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git docker-registry; }
+	@systemctl disable --now docker-registry >/dev/null 2>&1 || true
+
+build: venv system-deps
 	$(BIN)/fluxup sandbox build
 
 lint: venv

@@ -88,8 +88,8 @@ async def ensure_request_for_hold(ctx: Context, obj: Obj) -> str | None:
         log.warning("unreadable %s on %s", ann.HELD, obj["metadata"]["name"])
         return None
     app = await _find_app(ctx, obj)
-    if app is None:
-        return None
+    if app is None or (app.get("spec") or {}).get("suspend"):
+        return None  # a suspended ManagedApp starts nothing new; the gate keeps holding
     app_name, app_ns = app["metadata"]["name"], app["metadata"]["namespace"]
     is_oci = obj.get("kind") == "OCIRepository"
     for request in await ctx.kube.list(R.UPGRADEREQUEST, app_ns):

@@ -29,6 +29,7 @@ from fluxup.errors import (
     FluxUpError,
     GitAuthError,
     GitConflictError,
+    KubeConflict,
     KubeNotFound,
     PushRejectedError,
     YamlEditError,
@@ -85,15 +86,19 @@ def _route(ur: UpgradeRequest, app: ManagedApp | None) -> Route:
 
 
 def _summarize(
-    status: UpgradeRequestStatus, generation: int | None, now: dt.datetime
+    status: UpgradeRequestStatus,
+    generation: int | None,
+    now: dt.datetime,
+    failure_reason: str | None = None,
 ) -> UpgradeRequestStatus:
     """Ready/Reconciling/Stalled from the phase; the only place that writes Ready."""
     phase = status.phase or P.PENDING
     message = status.message or str(phase)
+    ready: tuple[ConditionStatus, str]
     if phase is P.SUCCEEDED:
         ready = (ConditionStatus.TRUE, Reason.SUCCEEDED)
     elif phase is P.FAILED:
-        ready = (ConditionStatus.FALSE, Reason.FAILED)
+        ready = (ConditionStatus.FALSE, failure_reason or Reason.FAILED)
     else:
         ready = (ConditionStatus.FALSE, Reason.QUEUED if phase is P.QUEUED else Reason.PROGRESSING)
     conditions = set_condition(
@@ -175,9 +180,17 @@ async def _ensure_finalizer(ctx: Context, obj: Obj) -> None:
 
 async def _finalize(ctx: Context, obj: Obj, ur: UpgradeRequest) -> None:
     """Deleting a request undoes what it holds: replicas back, the app's lock freed."""
-    meta = obj["metadata"]
     if ur.status.phase not in TERMINAL_UPGRADE_PHASES:
         await steps.undo(ctx, ur)
+    await _drop_finalizer(ctx, obj)
+
+
+async def _drop_finalizer(ctx: Context, obj: Obj) -> None:
+    fresh = await ctx.kube.find(R.UPGRADEREQUEST, obj["metadata"]["namespace"],
+                                obj["metadata"]["name"])
+    meta = (fresh or {}).get("metadata") or {}
+    if FINALIZER not in (meta.get("finalizers") or []):
+        return
     remaining = [f for f in meta.get("finalizers") or [] if f != FINALIZER]
     try:
         await ctx.kube.merge_patch(
@@ -186,8 +199,8 @@ async def _finalize(ctx: Context, obj: Obj, ur: UpgradeRequest) -> None:
             meta["name"],
             {"metadata": {"finalizers": remaining, "resourceVersion": meta["resourceVersion"]}},
         )
-    except KubeNotFound:
-        return
+    except (KubeNotFound, KubeConflict):
+        return  # gone, or changed meanwhile: the next pass drops it
 
 
 async def reconcile_upgrade(ctx: Context, obj: Obj) -> bool:
@@ -200,6 +213,7 @@ async def reconcile_upgrade(ctx: Context, obj: Obj) -> bool:
     status = ur.status
     phase = status.phase or P.PENDING
     if phase in TERMINAL_UPGRADE_PHASES:
+        await _drop_finalizer(ctx, obj)  # in case a crash came between the two writes
         return False
     await _ensure_finalizer(ctx, obj)
     now = ctx.now()
@@ -256,9 +270,13 @@ async def reconcile_upgrade(ctx: Context, obj: Obj) -> bool:
         status = _enter(status, target, app, now)
         if target not in TERMINAL_UPGRADE_PHASES:
             status = dataclasses.replace(status, message=f"{target}")
-    status = _summarize(status, ur.metadata.generation, now)
+    failure_reason = outcome.failure[0] if outcome.failure else None
+    status = _summarize(status, ur.metadata.generation, now, failure_reason)
     await _write_status(ctx, obj, status)
-    return status.phase not in TERMINAL_UPGRADE_PHASES
+    if status.phase in TERMINAL_UPGRADE_PHASES:
+        await _drop_finalizer(ctx, obj)  # a finished request holds nothing to undo
+        return False
+    return True
 
 
 def is_in_flight(body: dict[str, Any]) -> bool:

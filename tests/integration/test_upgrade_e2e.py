@@ -337,3 +337,58 @@ def test_helm_upgrade_failure_ends_failed_with_helm_controllers_reason(
     hr = _get(stack.sandbox, "helmrelease", app.namespace, app.name)
     deployed = [h for h in hr["status"]["history"] if h.get("status") == "deployed"]
     assert deployed[0]["chartVersion"] == "1.0.0"
+
+
+def _replicas(sb: Sandbox, namespace: str) -> dict[str, int]:
+    items = (_get(sb, "statefulsets,deployments", namespace) or {}).get("items", [])
+    return {f"{i['kind']}/{i['metadata']['name']}": i["spec"]["replicas"] for i in items}
+
+
+def test_quiesce_scales_writers_to_zero_for_the_snapshots(stack: Stack, fleet: Fleet) -> None:
+    sb = stack.sandbox
+    app = DemoApp(f"quiet-{secrets.token_hex(3)}", f"quiet-{secrets.token_hex(3)}")
+    _managed_app(stack, fleet, app, quiesce={"enabled": True})
+    before = _replicas(sb, app.namespace)
+    assert set(before.values()) == {1}
+    _bump(fleet, app, "1.1.0")
+    lowest: dict[str, int] = dict(before)
+
+    def finished() -> dict[str, Any] | None:
+        for name, count in _replicas(sb, app.namespace).items():
+            lowest[name] = min(lowest.get(name, count), count)
+        items = (_get(sb, "upgraderequest", app.namespace) or {}).get("items", [])
+        done = [r for r in items if (r.get("status") or {}).get("phase") in
+                ("Succeeded", "Failed")]
+        return done[0] if done else None
+
+    request = wait_until("the quiesced upgrade to finish", finished, 300, interval=0.1)
+    assert request["status"]["phase"] == "Succeeded", request["status"]
+    recorded = {f"{r['kind']}/{r['name']}": r["replicas"]
+                for r in request["status"]["quiescedReplicas"]}
+    assert recorded == before
+    assert set(lowest.values()) == {0}  # every writer was stopped while snapshotting
+    assert _replicas(sb, app.namespace) == before  # and given its replicas back
+
+
+def test_deleting_an_in_flight_request_gives_replicas_back(stack: Stack, fleet: Fleet) -> None:
+    sb = stack.sandbox
+    app = DemoApp(f"undo-{secrets.token_hex(3)}", f"undo-{secrets.token_hex(3)}")
+    managed = _managed_app(stack, fleet, app, quiesce={"enabled": True})
+    before = _replicas(sb, app.namespace)
+    pvc = managed["status"]["pvcs"][0]["name"]
+    (_volume_dir(sb, app.namespace, pvc) / SLOW_MARKER).write_text("60")
+    _create_request(stack, app, "abandoned", targetVersion="1.1.0")
+    wait_until("writers stopped for the snapshots", lambda: (
+        (_get(sb, "upgraderequest", app.namespace, "abandoned") or {}).get("status", {})
+        .get("phase") == "Snapshotting" and set(_replicas(sb, app.namespace).values()) == {0}),
+        180)
+    sb.kubectl("patch", "managedapp", app.name, "-n", app.namespace, "--type=merge",
+               "-p", '{"spec": {"suspend": true}}')
+    sb.kubectl("delete", "upgraderequest", "abandoned", "-n", app.namespace, "--wait=true",
+               "--timeout=60s")
+    assert _replicas(sb, app.namespace) == before
+    status = _get(sb, "managedapp", app.namespace, app.name)["status"]
+    assert status.get("activeRequest") in (None, {})
+    hr = _get(sb, "helmrelease", app.namespace, app.name)
+    assert hr["spec"]["suspend"] is True  # the pushed version stays held, never released
+    assert hr["status"]["history"][0]["chartVersion"] == "1.0.0"
