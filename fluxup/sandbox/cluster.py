@@ -327,55 +327,21 @@ def start_cluster_components(sb: Sandbox, out: TextIO = sys.stdout) -> dict[str,
             events = [f"--events-addr=http://127.0.0.1:{sb.ports['notification-events']}"]
         (sb.dir / "flux-artifacts").mkdir(exist_ok=True)
         storage = f"127.0.0.1:{sb.ports['source-storage']}"
-        start_component(
-            sb,
-            "source-controller",
-            [
-                _bin("source-controller", "source-controller"),
-                f"--storage-path={sb.dir / 'flux-artifacts'}",
-                f"--storage-addr={storage}",
-                f"--storage-adv-addr={storage}",
-                f"--metrics-addr=127.0.0.1:{sb.ports['source-metrics']}",
-                f"--health-addr=127.0.0.1:{sb.ports['source-health']}",
-                "--log-encoding=console",
-                "--concurrent=4",
-                "--requeue-dependency=2s",
+        own_flags = {
+            "source": [f"--storage-path={sb.dir / 'flux-artifacts'}",
+                       f"--storage-addr={storage}", f"--storage-adv-addr={storage}"],
+            "kustomize": ["--no-remote-bases=true"],
+            "helm": [],
+        }
+        for name, flags in own_flags.items():
+            controller = f"{name}-controller"
+            start_component(sb, controller, [
+                _bin(controller, controller), *flags,
+                f"--metrics-addr=127.0.0.1:{sb.ports[name + '-metrics']}",
+                f"--health-addr=127.0.0.1:{sb.ports[name + '-health']}",
+                "--log-encoding=console", "--concurrent=4", "--requeue-dependency=2s",
                 *events,
-            ],
-            out,
-            env=env,
-        )
-        start_component(
-            sb,
-            "kustomize-controller",
-            [
-                _bin("kustomize-controller", "kustomize-controller"),
-                f"--metrics-addr=127.0.0.1:{sb.ports['kustomize-metrics']}",
-                f"--health-addr=127.0.0.1:{sb.ports['kustomize-health']}",
-                "--log-encoding=console",
-                "--no-remote-bases=true",
-                "--concurrent=4",
-                "--requeue-dependency=2s",
-                *events,
-            ],
-            out,
-            env=env,
-        )
-        start_component(
-            sb,
-            "helm-controller",
-            [
-                _bin("helm-controller", "helm-controller"),
-                f"--metrics-addr=127.0.0.1:{sb.ports['helm-metrics']}",
-                f"--health-addr=127.0.0.1:{sb.ports['helm-health']}",
-                "--log-encoding=console",
-                "--concurrent=4",
-                "--requeue-dependency=2s",
-                *events,
-            ],
-            out,
-            env=env,
-        )
+            ], out, env=env)
         for name in ("source", "kustomize", "helm"):
             wait_until(
                 f"{name}-controller",

@@ -85,9 +85,14 @@ def gate(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 @pytest.fixture
-def ns(gate: Gate, namespace: str) -> str:
+def ns(gate: Gate, namespace: str) -> Iterator[str]:
     gate.sandbox.kubectl("label", "namespace", namespace, f"fluxup.dev/gate-test={gate.token}")
-    return namespace
+    yield namespace
+    # helm-controller runs in the full sandbox and removes its finalizers from these objects
+    # when they are deleted (updates the webhook sees): finish that before the next test
+    # counts webhook requests
+    gate.sandbox.kubectl("delete", "helmreleases,ocirepositories", "--all", "-n", namespace,
+                         "--wait=true", "--timeout=60s", check=False)
 
 
 # --- helpers --------------------------------------------------------------------------
