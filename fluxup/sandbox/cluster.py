@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, TextIO
 from fluxup.errors import SandboxError
 from fluxup.sandbox import assets, gobuild
 from fluxup.sandbox.charts import package_demo_charts, start_chart_repo
-from fluxup.sandbox.components import COMPONENTS, component
+from fluxup.sandbox.components import component
 from fluxup.sandbox.csidriver import compile_spec
 from fluxup.sandbox.gitserver import GitCredentials, ensure_credentials, start_git_server
 from fluxup.sandbox.processes import free_port, is_ours, wait_until
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CSI_DRIVER",
-    "FULL_COMPONENTS",
     "NODE_NAME",
     "csi_state_dir",
     "start_cluster_components",
@@ -41,7 +40,6 @@ __all__ = [
 NODE_NAME = "kwok-node-0"
 BOOTSTRAP_SECRET = "fleet-git-auth"
 CSI_DRIVER = "hostpath.csi.k8s.io"
-FULL_COMPONENTS = tuple(c.name for c in COMPONENTS)
 
 
 def _bin(owner: str, name: str) -> str:
