@@ -18,6 +18,7 @@ from fluxup.adapters.kube import R, Resource
 from fluxup.api import annotations as ann
 from fluxup.api.constants import GROUP, VERSION
 from fluxup.errors import FluxUpError, InvalidObjectError
+from fluxup.reconcile.bypass import record_bypass
 from fluxup.reconcile.context import Context
 from fluxup.reconcile.holds import ensure_request_for_hold
 from fluxup.reconcile.managedapp import reconcile_managedapp
@@ -94,3 +95,17 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         ) -> None:
             if type != "DELETED":
                 await _guarded(memo.ctx, body, ensure_request_for_hold, "hold", held_res)
+
+        @kopf.on.event(
+            res.group,
+            res.version,
+            res.plural,
+            labels={ann.MANAGED_APP_LABEL: kopf.PRESENT},
+            annotations={ann.BYPASS: kopf.PRESENT},
+            registry=registry,
+        )
+        async def bypass_event(
+            type: str | None, body: Any, memo: Any, bypass_res: Resource = res, **_: Any
+        ) -> None:
+            if type != "DELETED":
+                await _guarded(memo.ctx, body, record_bypass, "bypass", bypass_res)

@@ -392,3 +392,33 @@ def test_deleting_an_in_flight_request_gives_replicas_back(stack: Stack, fleet: 
     hr = _get(sb, "helmrelease", app.namespace, app.name)
     assert hr["spec"]["suspend"] is True  # the pushed version stays held, never released
     assert hr["status"]["history"][0]["chartVersion"] == "1.0.0"
+
+
+def test_emergency_bypass_is_allowed_and_audited(stack: Stack, fleet: Fleet) -> None:
+    sb = stack.sandbox
+    app = DemoApp(f"bypass-{secrets.token_hex(3)}", f"bypass-{secrets.token_hex(3)}")
+    managed = _managed_app(stack, fleet, app)
+    pvc = managed["status"]["pvcs"][0]["name"]
+    # keep the request busy snapshotting, so the hold is still there when a person steps in
+    (_volume_dir(sb, app.namespace, pvc) / SLOW_MARKER).write_text("60")
+    _bump(fleet, app, "1.1.0")
+    wait_until("the gate to hold 1.1.0", lambda: (
+        _get(sb, "helmrelease", app.namespace, app.name) or {}).get("spec", {}).get("suspend"),
+        120)
+    patch = {"metadata": {"annotations": {"fluxup.dev/bypass": "INC-7 outage, restore now"}},
+             "spec": {"suspend": False}}
+    sb.kubectl("patch", "helmrelease", app.name, "-n", app.namespace, "--type=merge",
+               "-p", json.dumps(patch))
+
+    def audited() -> list[dict[str, Any]]:
+        events = (_get(sb, "events", app.namespace) or {}).get("items", [])
+        return [e for e in events if e.get("reason") == "GateBypassed"
+                and e["involvedObject"]["name"] == app.name]
+
+    events = wait_until("the bypass to be recorded as an Event", audited, 60)
+    assert len(events) == 1
+    assert "INC-7 outage, restore now" in events[0]["message"]
+    assert events[0]["type"] == "Warning"
+    hr = _get(sb, "helmrelease", app.namespace, app.name)
+    assert hr["metadata"]["annotations"]["fluxup.dev/bypass-recorded"] == \
+        "INC-7 outage, restore now"
