@@ -80,32 +80,24 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     async def upgrade_timer(body: Any, memo: Any, **_: Any) -> None:
         await _guarded(memo.ctx, body, reconcile_upgrade, "upgraderequest", R.UPGRADEREQUEST)
 
+    # holds get an UpgradeRequest; emergency bypasses get audited
+    flux_reactions = ((ann.HELD, ensure_request_for_hold, "hold"),
+                      (ann.BYPASS, record_bypass, "bypass"))
     for res in (R.HELMRELEASE, R.OCIREPOSITORY):
+        for annotation, reconcile, what in flux_reactions:
 
-        @kopf.on.event(
-            res.group,
-            res.version,
-            res.plural,
-            labels={ann.MANAGED_APP_LABEL: kopf.PRESENT},
-            annotations={ann.HELD: kopf.PRESENT},
-            registry=registry,
-        )
-        async def held_event(
-            type: str | None, body: Any, memo: Any, held_res: Resource = res, **_: Any
-        ) -> None:
-            if type != "DELETED":
-                await _guarded(memo.ctx, body, ensure_request_for_hold, "hold", held_res)
-
-        @kopf.on.event(
-            res.group,
-            res.version,
-            res.plural,
-            labels={ann.MANAGED_APP_LABEL: kopf.PRESENT},
-            annotations={ann.BYPASS: kopf.PRESENT},
-            registry=registry,
-        )
-        async def bypass_event(
-            type: str | None, body: Any, memo: Any, bypass_res: Resource = res, **_: Any
-        ) -> None:
-            if type != "DELETED":
-                await _guarded(memo.ctx, body, record_bypass, "bypass", bypass_res)
+            @kopf.on.event(
+                res.group,
+                res.version,
+                res.plural,
+                labels={ann.MANAGED_APP_LABEL: kopf.PRESENT},
+                annotations={annotation: kopf.PRESENT},
+                id=f"{what}-{res.plural}",
+                registry=registry,
+            )
+            async def flux_event(
+                type: str | None, body: Any, memo: Any, flux_res: Resource = res,
+                react: Reconciler = reconcile, kind: str = what, **_: Any,
+            ) -> None:
+                if type != "DELETED":
+                    await _guarded(memo.ctx, body, react, kind, flux_res)

@@ -76,6 +76,14 @@ class Sandbox:
             raise SandboxError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc
 
+    def get_json(self, *args: str) -> dict[str, Any] | None:
+        """``kubectl get ARGS -o json`` parsed; ``None`` when kubectl fails (e.g. not found)."""
+        proc = self.kubectl("get", *args, "-o", "json", check=False)
+        if proc.returncode != 0:
+            return None
+        parsed: dict[str, Any] = json.loads(proc.stdout)
+        return parsed
+
     def save(self) -> None:
         data = {"token": self.token, "ports": self.ports, "pids": self.pids, "full": self.full}
         tmp = self.dir / (STATE_FILE + ".tmp")

@@ -30,8 +30,7 @@ VERSIONS = ("1.0.0", "1.1.0", "1.2.0", "2.0.0")
 
 
 def _get(sb: Sandbox, *args: str) -> dict[str, Any]:
-    proc = sb.kubectl("get", *args, "-o", "json", check=False)
-    return json.loads(proc.stdout) if proc.returncode == 0 else {}
+    return sb.get_json(*args) or {}
 
 
 def _ready(obj: dict[str, Any]) -> bool:

@@ -7,7 +7,6 @@ Each test adds its own app (own namespace) with :meth:`Fleet.add_app`, pushes co
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,8 +30,7 @@ class Fleet:
         return cls(sb, fleet_url(sb), git_credentials(sb), f"127.0.0.1:{sb.ports['registry']}")
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        proc = self.sandbox.kubectl("get", kind, name, "-n", namespace, "-o", "json", check=False)
-        return json.loads(proc.stdout) if proc.returncode == 0 else None
+        return self.sandbox.get_json(kind, name, "-n", namespace)
 
     def request_reconcile(self, kind: str, namespace: str, name: str) -> None:
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -30,13 +30,8 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.full]
 
 def _get(sb: Sandbox, kind: str, ns: str, name: str | None = None,
          selector: str | None = None) -> Any:
-    args = ["get", kind, "-n", ns, "-o", "json"]
-    if name:
-        args.insert(2, name)
-    if selector:
-        args += ["-l", selector]
-    proc = sb.kubectl(*args, check=False)
-    return json.loads(proc.stdout) if proc.returncode == 0 else None
+    args = [kind, *([name] if name else []), "-n", ns, *(["-l", selector] if selector else [])]
+    return sb.get_json(*args)
 
 
 def _time(text: str) -> dt.datetime:
