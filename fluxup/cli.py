@@ -93,6 +93,7 @@ def _webhook(args: argparse.Namespace) -> int:
         Path(args.key_file),
         settings.operator_username,
         allow_cross_namespace_refs=settings.allow_cross_namespace_refs,
+        kubeconfig=Path(args.kubeconfig) if args.kubeconfig else None,
     )
     return 0
 
@@ -155,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     hook.add_argument("--port", type=int, default=8443)
     hook.add_argument("--cert-file", required=True)
     hook.add_argument("--key-file", required=True)
+    hook.add_argument("--kubeconfig", default=None,
+                      help="credentials for line 2's ManagedApp lookup (default: in-cluster)")
     hook.set_defaults(func=_webhook)
 
     certs = sub.add_parser("certs", help="webhook certificates")

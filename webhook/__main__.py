@@ -29,6 +29,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--allow-cross-namespace-refs", action="store_true")
     parser.add_argument("--cert-reload-interval", type=float, default=2.0)
+    parser.add_argument("--kubeconfig", type=Path, default=None,
+                        help="credentials for line 2's ManagedApp lookup (default: in-cluster)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     run(
@@ -39,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.operator_username,
         allow_cross_namespace_refs=args.allow_cross_namespace_refs,
         cert_reload_interval=args.cert_reload_interval,
+        kubeconfig=args.kubeconfig,
     )
 
 

@@ -18,13 +18,17 @@ import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
+from fluxup.api.admission import AdmissionRequest
 from webhook.envelope import MalformedReview, encode_review, parse_review
 from webhook.metrics import WebhookMetrics
+from webhook.release_gates import GateStateUnavailable, ReleaseGates, open_release_gates
 from webhook.reviews import GatePolicy, Reviewed, Stage, review
-from webhook.reviews.base import deny
+from webhook.reviews.base import allow, deny
+from webhook.reviews.release_record import release_key_of_request, review_release_record
 from webhook.tls import ReloadingTLS
 
 __all__ = [
@@ -32,6 +36,7 @@ __all__ = [
     "METRICS",
     "POLICY",
     "READY",
+    "RELEASE_GATES",
     "SETTINGS",
     "TLS",
     "WebhookSettings",
@@ -39,6 +44,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Line 2's route: CREATE of Helm release records (Secrets) in labelled namespaces.
+RELEASE_RECORD_PATH = "/validate-release-record"
 
 #: Largest AdmissionReview accepted: object + oldObject of a max-size (1.5 MiB) object.
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -51,6 +59,8 @@ class WebhookSettings:
     operator_username: str
     allow_cross_namespace_refs: bool = False
     cert_reload_interval: float = 2.0
+    #: credentials for line 2's ManagedApp lookup; ``None``: the in-cluster ServiceAccount
+    kubeconfig: Path | None = None
 
 
 @dataclass
@@ -64,6 +74,7 @@ READY = web.AppKey("ready", Readiness)
 TLS = web.AppKey("tls", ReloadingTLS)
 CLOCK: web.AppKey[Callable[[], dt.datetime]] = web.AppKey("clock")
 SETTINGS = web.AppKey("settings", WebhookSettings)
+RELEASE_GATES: web.AppKey[ReleaseGates | None] = web.AppKey("release_gates")
 
 
 def _utcnow() -> dt.datetime:
@@ -120,6 +131,43 @@ def _admission_handler(stage: Stage) -> Callable[[web.Request], Awaitable[web.Re
     return handle
 
 
+async def _decide_release_record(app: web.Application, admission: AdmissionRequest) -> Reviewed:
+    key = release_key_of_request(admission)
+    if key is None:
+        return allow(admission, "not-gated")
+    gates = app.get(RELEASE_GATES)
+    if gates is None:
+        return review_release_record(admission, "the webhook has no Kubernetes credentials")
+    try:
+        found = await gates.gates_for(key)
+    except GateStateUnavailable as exc:
+        return review_release_record(admission, str(exc))
+    return review_release_record(admission, found)
+
+
+async def _release_record_handler(request: web.Request) -> web.Response:
+    """Line 2: ``/validate-release-record`` for CREATE of Helm release-record Secrets."""
+    started = time.perf_counter()
+    app = request.app
+    try:
+        admission = parse_review(await request.read())
+    except MalformedReview as exc:
+        app[METRICS].observe(RELEASE_RECORD_PATH, "unknown", "malformed",
+                             time.perf_counter() - started)
+        return web.json_response({"error": str(exc)}, status=400)
+    try:
+        reviewed = await _decide_release_record(app, admission)
+    except Exception as exc:  # a bug; the safe answer is deny, never a 500
+        log.error("release-record review raised %s (denied)", type(exc).__name__)
+        reviewed = deny(admission, "error", "FluxUp's webhook could not decide on this Helm "
+                        "release record (an internal error, logged); helm-controller retries")
+    app[METRICS].observe(RELEASE_RECORD_PATH, reviewed.kind, reviewed.decision,
+                         time.perf_counter() - started)
+    _log_outcome(RELEASE_RECORD_PATH, reviewed, admission.get("namespace", ""),
+                 admission.get("name", ""))
+    return web.Response(body=encode_review(reviewed.response), content_type="application/json")
+
+
 async def _healthz(_request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
@@ -143,6 +191,18 @@ async def _metrics(request: web.Request) -> web.Response:
     )
 
 
+async def _release_gates(app: web.Application) -> AsyncIterator[None]:
+    """Line 2's ManagedApp reader, unless a test put one on the app already."""
+    if RELEASE_GATES in app:
+        yield
+        return
+    async with open_release_gates(app[SETTINGS].kubeconfig) as gates:
+        if gates is None:
+            log.warning("no Kubernetes credentials: line 2 denies records of managed releases")
+        app[RELEASE_GATES] = gates
+        yield
+
+
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     """Ready while running; watches the certificate files when serving TLS."""
     tls = app.get(TLS)
@@ -164,6 +224,7 @@ async def create_app(
     settings: WebhookSettings,
     tls: ReloadingTLS | None = None,
     clock: Callable[[], dt.datetime] = _utcnow,
+    release_gates: ReleaseGates | None = None,
 ) -> web.Application:
     """The webhook application. Serve it with ``tls.server_context`` to get HTTPS with
     certificate reloading; tests may serve it over plain HTTP and pass a fixed ``clock``.
@@ -176,10 +237,14 @@ async def create_app(
     app[CLOCK] = clock
     if tls is not None:
         app[TLS] = tls
+    if release_gates is not None:
+        app[RELEASE_GATES] = release_gates
     app.router.add_post("/mutate", _admission_handler("mutate"))
+    app.router.add_post(RELEASE_RECORD_PATH, _release_record_handler)
     app.router.add_post("/validate", _admission_handler("validate"))
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
+    app.cleanup_ctx.append(_release_gates)
     app.cleanup_ctx.append(_lifecycle)
     return app

@@ -68,9 +68,26 @@ def build_local_configurations(
                 "caBundle": base64.b64encode(ca_bundle).decode(),
             }
             if namespace_selector is not None:
-                webhook["namespaceSelector"] = copy.deepcopy(dict(namespace_selector))
+                webhook["namespaceSelector"] = _merge_selectors(
+                    webhook.get("namespaceSelector"), namespace_selector
+                )
         out.append(doc)
     return out
+
+
+def _merge_selectors(
+    own: Mapping[str, Any] | None, extra: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Both label selectors at once (their requirements ANDed)."""
+    merged: dict[str, Any] = copy.deepcopy(dict(own or {}))
+    for key in ("matchLabels", "matchExpressions"):
+        if key not in extra:
+            continue
+        if key == "matchLabels":
+            merged.setdefault(key, {}).update(extra[key])
+        else:
+            merged.setdefault(key, []).extend(copy.deepcopy(list(extra[key])))
+    return merged
 
 
 @dataclass

@@ -29,6 +29,7 @@ def run(
     *,
     allow_cross_namespace_refs: bool = False,
     cert_reload_interval: float = 2.0,
+    kubeconfig: Path | None = None,
 ) -> None:
     """Serve ``/mutate``, ``/validate``, ``/healthz``, ``/readyz``, ``/metrics`` on
     ``https://host:port`` until SIGTERM/SIGINT. ``operator_username`` is the user
@@ -39,6 +40,7 @@ def run(
         operator_username=operator_username,
         allow_cross_namespace_refs=allow_cross_namespace_refs,
         cert_reload_interval=cert_reload_interval,
+        kubeconfig=kubeconfig,
     )
     log.info("FluxUp webhook listening on https://%s:%d (operator %s)", host, port,
              operator_username)

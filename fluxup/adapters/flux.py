@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fluxup.adapters.kube import Kube, Resource
+from fluxup.adapters.kube import Kube, R, Resource
 from fluxup.api import annotations as ann
 
-__all__ = ["REQUESTED_AT", "approve_and_release", "mark_released", "request_reconcile"]
+__all__ = [
+    "REQUESTED_AT",
+    "RESET_AT",
+    "approve_and_release",
+    "mark_released",
+    "request_reconcile",
+    "request_retry",
+]
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
+#: helm-controller resets its failure counters when this equals ``requestedAt``.
+RESET_AT = "reconcile.fluxcd.io/resetAt"
 
 
 def _now_text() -> str:
@@ -25,6 +34,16 @@ async def request_reconcile(kube: Kube, res: Resource, namespace: str, name: str
     """Ask the Flux controller owning ``res`` to reconcile it now."""
     await kube.merge_patch(res, namespace, name,
                            {"metadata": {"annotations": {REQUESTED_AT: _now_text()}}})
+
+
+async def request_retry(kube: Kube, namespace: str, name: str) -> str:
+    """Ask helm-controller to try a HelmRelease again now, past exhausted retries (a
+    denial by line 2 of the gate counts as a failed attempt). Returns the token, which
+    helm-controller copies to ``status.lastHandledResetAt`` once it acted on it."""
+    token = _now_text()
+    await kube.merge_patch(R.HELMRELEASE, namespace, name,
+                           {"metadata": {"annotations": {REQUESTED_AT: token, RESET_AT: token}}})
+    return token
 
 
 async def approve_and_release(

@@ -19,6 +19,10 @@ __all__ = [
     "OPERATOR_ONLY_ANNOTATIONS",
     "PREFIX",
     "RELEASED",
+    "RELEASE_APPROVED",
+    "RELEASE_GATE",
+    "RELEASE_KEY_LABEL",
+    "RELEASE_RECORDS_NAMESPACE_LABEL",
     "UPGRADE_REQUEST",
 ]
 
@@ -58,3 +62,25 @@ UPGRADE_REQUEST: Final = "fluxup.dev/upgrade-request"
 
 #: Annotations nobody but the operator's own user may add, change or remove.
 OPERATOR_ONLY_ANNOTATIONS: Final = (APPROVED, RELEASED, IMAGE_PATHS)
+
+# --- Line 2 of the gate: Helm's release records (see fluxup.logic.release_record) ----
+
+#: Label on a ManagedApp: hash of the storage namespace and name of its Helm release, so
+#: the webhook finds the app of a release record with one label-selected list.
+RELEASE_KEY_LABEL: Final = "fluxup.dev/release-key"
+
+#: Annotation on a ManagedApp (JSON): the Helm release it protects (``namespace``,
+#: ``release``), the image value ``paths`` and the ``deployed`` release identities.
+RELEASE_GATE: Final = "fluxup.dev/release-gate"
+
+#: Annotation on a ManagedApp (JSON ``{"identity": …, "request": "<Kind>/<ns>/<name>"}``):
+#: the release identity one request may install, written after its snapshots are
+#: ReadyToUse and removed when the request ends.
+RELEASE_APPROVED: Final = "fluxup.dev/release-approved"
+
+#: Label the operator puts on namespaces that store a managed app's Helm release records;
+#: line 2's webhook configuration selects these namespaces only.
+RELEASE_RECORDS_NAMESPACE_LABEL: Final = "fluxup.dev/release-records"
+
+#: ManagedApp metadata only the operator may write.
+OPERATOR_ONLY_APP_ANNOTATIONS: Final = (RELEASE_GATE, RELEASE_APPROVED)

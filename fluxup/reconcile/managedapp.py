@@ -35,6 +35,7 @@ from fluxup.errors import FluxUpError
 from fluxup.logic import discovery, yamledit
 from fluxup.logic.identity import GatedKind, determine_desired, parse_identity
 from fluxup.reconcile.context import Context
+from fluxup.reconcile.release_gate import ensure_release_gate, ensure_request_for_record_hold
 
 __all__ = ["HELD", "SNAPSHOT_CAPABLE", "reconcile_managedapp"]
 
@@ -402,6 +403,8 @@ async def reconcile_managedapp(ctx: Context, obj: Obj) -> None:
         oci = await _chart_source(ctx, hr, seen)
         if not app.spec.suspend:
             await _ensure_gate_metadata(ctx, app, hr, oci)
+            await ensure_release_gate(ctx, obj, app, hr)
+            await ensure_request_for_record_hold(ctx, obj, app, hr)
         chart_spec = ((hr.get("spec") or {}).get("chart") or {}).get("spec") or {}
         seen.status["helmRelease"] = encode(
             HelmReleaseInfo(

@@ -17,6 +17,7 @@ from fluxup.adapters.kube import Obj, R, Resource
 from fluxup.api import annotations as ann
 from fluxup.api._codec import encode
 from fluxup.api.conditions import Reason
+from fluxup.api.constants import UPGRADE_REQUEST
 from fluxup.api.managedapp import LastUpgrade, RequestKind
 from fluxup.api.meta import Identity, WorkloadKind, WorkloadReplicas
 from fluxup.api.upgraderequest import (
@@ -32,6 +33,13 @@ from fluxup.logic.identity import Identity as GateIdentity
 from fluxup.logic.identity import normalize_chart_version, parse_identity
 from fluxup.logic.targets import to_gate
 from fluxup.reconcile.context import Context
+from fluxup.reconcile.release_gate import (
+    HELD_AT,
+    HELD_AT_RELEASE_RECORD,
+    RELEASE_HELD,
+    approve_release,
+    end_release_approval,
+)
 from fluxup.reconcile.upgrade_pass import (
     Outcome,
     Pass,
@@ -58,6 +66,8 @@ __all__ = [
     "snapshot",
     "undo",
 ]
+
+UPGRADE_REQUEST_KIND = UPGRADE_REQUEST.kind
 
 UPGRADE_FAILURE_REASONS = frozenset(
     {
@@ -171,6 +181,8 @@ async def _request_flux_apply(p: Pass) -> None:
 
 async def await_apply(p: Pass) -> Outcome:
     """Wait until Flux applied the change and the gate holds it (or it was approved)."""
+    if p.ur.metadata.annotations.get(HELD_AT) == HELD_AT_RELEASE_RECORD:
+        return Outcome.finished("the release-record gate holds the new revision")
     target = p.target()
     hr = await helm_release(p)
     oci = await oci_repository(p)
@@ -304,6 +316,11 @@ async def release(p: Pass) -> Outcome:
     kube = p.ctx.kube
     target = p.target()
     hr_namespace, hr_name = p.hr_ref
+    await approve_release(  # line 2 first: helm-controller may run as soon as line 1 lets go
+        p.ctx, p.namespace, p.app.metadata.name or "", _request_ref(p),
+        p.ur.metadata.annotations.get(RELEASE_HELD), target.version,
+        {i.values_path: i.tag for i in target.images},
+    )
     oci = await oci_repository(p)
     if p.via_chart_ref and oci is not None and target.version:
         await _approve(p, R.OCIREPOSITORY, oci, GateIdentity(chart=target.version))
@@ -311,8 +328,12 @@ async def release(p: Pass) -> Outcome:
     if hr is not None:
         await _approve(p, R.HELMRELEASE, hr, hr_part(target, p.via_chart_ref))
     await _restore_replicas(p)
-    await flux.request_reconcile(kube, R.HELMRELEASE, hr_namespace, hr_name)
+    await flux.request_retry(kube, hr_namespace, hr_name)
     return Outcome.finished("released to helm-controller")
+
+
+def _request_ref(p: Pass) -> str:
+    return f"{UPGRADE_REQUEST_KIND}/{p.namespace}/{p.ur.metadata.name or ''}"
 
 
 async def _approve(p: Pass, res: Resource, obj: Obj, part: GateIdentity) -> None:
@@ -341,6 +362,9 @@ async def await_upgrade(p: Pass) -> Outcome:
     if hr is None:
         return Outcome.failed(Reason.UPGRADE_FAILED, "HelmRelease disappeared during upgrade")
     status = hr.get("status") or {}
+    reset = annotation(hr, flux.RESET_AT)
+    if reset and status.get("lastHandledResetAt") != reset:
+        return Outcome.waiting("waiting for helm-controller to take up the release")
     current_gen = status.get("observedGeneration") == hr["metadata"].get("generation")
     history = status.get("history") or []
     latest = history[0] if history else {}
@@ -439,6 +463,10 @@ async def finish(p: Pass, succeeded: bool) -> None:
             )
     if not succeeded:
         await _restore_replicas(p)
+    await end_release_approval(
+        p.ctx, p.namespace, p.app.metadata.name or "", _request_ref(p),
+        succeeded and not p.ur.spec.dry_run,
+    )
     await _free_lock(p, succeeded)
     if succeeded and not p.ur.spec.dry_run:
         await prune_snapshots(p)
@@ -512,4 +540,5 @@ async def undo(ctx: Context, ur: UpgradeRequest) -> None:
         UpgradePhase.HEALTH_CHECKING,
     ):
         await _restore_replicas(p)
+    await end_release_approval(ctx, p.namespace, app.metadata.name or "", _request_ref(p), False)
     await _free_lock(p, None)

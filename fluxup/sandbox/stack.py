@@ -128,18 +128,19 @@ def start_stack(sb: Sandbox, work: Path, *, label: str | None = None,
     sb.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
     sb.kubectl("apply", "--server-side", "--field-manager=fluxup-sandbox",
                f"--filename={REPO / 'manifests/base/namespace.yaml'}",
-               f"--filename={REPO / 'manifests/operator/rbac.yaml'}")
-    sa_token = sb.kubectl("create", "token", "fluxup-operator", "-n", "fluxup-system",
-                          "--duration=48h").stdout.strip()
-    kubeconfig = work / "operator.kubeconfig"
-    kubeconfig.write_text(_token_kubeconfig(sb, sa_token))
-    kubeconfig.chmod(0o600)
+               f"--filename={REPO / 'manifests/operator/rbac.yaml'}",
+               f"--filename={REPO / 'manifests/webhook/core/serviceaccount.yaml'}",
+               f"--filename={REPO / 'manifests/webhook/core/rbac.yaml'}")
+    _service_account_kubeconfig(sb, "fluxup-operator", work / "operator.kubeconfig")
+    webhook_kubeconfig = _service_account_kubeconfig(
+        sb, "fluxup-webhook", work / "webhook.kubeconfig")
     files, _ = ensure_cert_files(work / "certs", ["127.0.0.1", "localhost"])
     port = sb.ports.setdefault("fluxup-webhook", free_port())  # stable across re-runs
     start_component(sb, "fluxup-webhook", [
         sys.executable, "-m", "webhook", "--host=127.0.0.1", f"--port={port}",
         f"--cert-file={files.cert}", f"--key-file={files.key}",
         f"--operator-username={OPERATOR_USER}", "--cert-reload-interval=0.5",
+        f"--kubeconfig={webhook_kubeconfig}",
     ], out)
     stack = Stack(sb, label, port, work, [])
     wait_until("the FluxUp webhook", lambda: _ready(stack), 30,
@@ -160,6 +161,15 @@ def start_stack(sb: Sandbox, work: Path, *, label: str | None = None,
     print(f"  FluxUp webhook on https://127.0.0.1:{port}, operator running as {OPERATOR_USER}",
           file=out, flush=True)
     return stack
+
+
+def _service_account_kubeconfig(sb: Sandbox, account: str, path: Path) -> Path:
+    """A kubeconfig acting as ServiceAccount ``fluxup-system/<account>`` (real token)."""
+    token = sb.kubectl("create", "token", account, "-n", "fluxup-system",
+                       "--duration=48h").stdout.strip()
+    path.write_text(_token_kubeconfig(sb, token))
+    path.chmod(0o600)
+    return path
 
 
 def _ready(stack: Stack) -> bool:

@@ -13,6 +13,7 @@ from fluxup.api.admission import AdmissionRequest
 from fluxup.api.constants import GROUP as FLUXUP_GROUP
 from fluxup.api.constants import MANAGED_APP, ROLLBACK_REQUEST, UPGRADE_REQUEST
 from fluxup.logic.gate_validation import validate_fluxup_object
+from fluxup.logic.release_record import operator_only_app_change
 from webhook.reviews.base import GatePolicy, Reviewed, Stage, allow, deny
 
 __all__ = ["GROUP", "KINDS", "review"]
@@ -32,6 +33,18 @@ def review(
     obj = request.get("object")
     if obj is None:
         return deny(request, "malformed", "request.object is missing", code=400)
+    if request["kind"]["kind"] == MANAGED_APP.kind and (
+        request["userInfo"].get("username") != policy.operator_username
+    ):
+        changed = operator_only_app_change(obj, request.get("oldObject"))
+        if changed is not None:
+            return deny(
+                request, "OperatorOnlyAnnotation",
+                f"ManagedApp {request.get('namespace', '')}/{request.get('name', '')}: only "
+                f"FluxUp ({policy.operator_username}) may write the {changed}; it records "
+                "which Helm release the app protects and what is approved. Leave it out "
+                "of your manifests and patches.",
+            )
     verdict = validate_fluxup_object(
         request["kind"]["kind"],
         obj,
