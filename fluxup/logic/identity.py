@@ -1,10 +1,15 @@
 """Release identity: what version of a managed app an object asks for, and what runs.
 
-An identity is the chart version (``spec.chart.spec.version`` of a HelmRelease, or the
-tag/digest of an OCIRepository) plus the image tags at the value paths the ManagedApp
-names (``fluxup.dev/image-paths``). This module computes the *desired* identity from an
-incoming object and the *deployed* identity from the stored object (HelmRelease status
-history, v2beta1 ``lastAppliedRevision``, OCIRepository artifact revision, or the
+An identity (DESIGN.md §2) is the chart version (``spec.chart.spec.version`` of a
+HelmRelease, or the tag/digest of an OCIRepository), the chart's *source* (chart name and
+``sourceRef``, or the ``chartRef`` target; an OCIRepository's ``url`` and
+``layerSelector``), the image tags at the value paths the ManagedApp names
+(``fluxup.dev/image-paths``) and, beside each ``….tag``, the image's repository, registry
+and digest (``extras``). Chart versions are compared without build metadata.
+
+This module computes the *desired* identity from an incoming object and the *deployed*
+identity from the stored object (HelmRelease status history, v2beta1 ``lastAppliedRevision``,
+OCIRepository artifact revision, or the
 operator's ``fluxup.dev/released`` annotation), and serializes identities as the JSON the
 operator and the gate exchange in annotations. Used by :mod:`fluxup.logic.gate`, the
 webhook and the operator. Pure: no I/O, never raises on malformed objects.
@@ -25,6 +30,7 @@ from fluxup.logic.gate_values import (
     annotations_of,
     get,
     get_mapping,
+    get_str,
     parse_value_path,
     scalar_text,
 )
@@ -39,9 +45,12 @@ __all__ = [
     "determine_deployed",
     "determine_desired",
     "held_identity_text",
+    "helm_release_source",
+    "image_extra_paths",
     "image_paths_of",
     "is_exact_version",
     "normalize_chart_version",
+    "oci_repository_source",
     "parse_identity",
 ]
 
@@ -94,19 +103,27 @@ def _canonical_path(path: str) -> str:
 @dataclass(frozen=True)
 class Identity:
     """A release identity. ``chart`` ``None`` means "not determined by this object";
-    ``images`` maps value path → tag, ``None`` for a path that is absent (chart default).
+    ``images`` maps value path → tag, ``None`` for a path that is absent (chart default);
+    ``source`` names where the chart comes from (``None``: not known); ``extras`` maps
+    the repository/registry/digest value paths beside image tags to their values.
     """
 
     chart: str | None = None
     images: tuple[tuple[str, str | None], ...] = ()
+    source: str | None = None
+    extras: tuple[tuple[str, str | None], ...] = ()
 
     def __post_init__(self) -> None:
         images = {_canonical_path(p): t for p, t in self.images}
         object.__setattr__(self, "images", tuple(sorted(images.items())))
+        extras = {_canonical_path(p): t for p, t in self.extras}
+        object.__setattr__(self, "extras", tuple(sorted(extras.items())))
+        if self.chart is not None and not self.chart.startswith("@"):
+            object.__setattr__(self, "chart", self.chart.split("+", 1)[0])
 
     @property
     def is_empty(self) -> bool:
-        return self.chart is None and not self.images
+        return self.chart is None and not self.images and self.source is None
 
     def image(self, path: str) -> tuple[bool, str | None]:
         """(known, tag) of the image at ``path``."""
@@ -119,10 +136,13 @@ class Identity:
         """True when ``other`` agrees with every component this identity defines."""
         if self.chart is not None and other.chart != self.chart:
             return False
-        for path, tag in self.images:
-            known, other_tag = other.image(path)
-            if not known or other_tag != tag:
-                return False
+        if self.source is not None and other.source != self.source:
+            return False
+        theirs_images, theirs_extras = dict(other.images), dict(other.extras)
+        for mine, theirs in ((self.images, theirs_images), (self.extras, theirs_extras)):
+            for path, value in mine:
+                if path not in theirs or theirs[path] != value:
+                    return False
         return True
 
     def to_json(self) -> str:
@@ -132,6 +152,10 @@ class Identity:
             doc["chart"] = self.chart
         if self.images:
             doc["images"] = dict(self.images)
+        if self.source is not None:
+            doc["source"] = self.source
+        if self.extras:
+            doc["extras"] = dict(self.extras)
         return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
     def describe(self) -> str:
@@ -148,17 +172,22 @@ def parse_identity(text: str) -> Identity:
         doc = json.loads(text)
     except (ValueError, RecursionError):
         raise IdentityError("identity annotation is not JSON") from None
-    if not isinstance(doc, dict) or set(doc) - {"chart", "images"}:
-        raise IdentityError('identity must be a JSON object with "chart" and/or "images"')
-    chart = doc.get("chart")
-    if chart is not None and not isinstance(chart, str):
-        raise IdentityError('identity "chart" must be a string')
-    images = doc.get("images", {})
-    if not isinstance(images, dict) or not all(
-        isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in images.items()
-    ):
-        raise IdentityError('identity "images" must map value paths to tags')
-    return Identity(chart=chart, images=tuple(images.items()))
+    if not isinstance(doc, dict) or set(doc) - {"chart", "images", "source", "extras"}:
+        raise IdentityError(
+            'identity must be a JSON object of "chart", "images", "source" and "extras"'
+        )
+    chart, source = doc.get("chart"), doc.get("source")
+    if not all(v is None or isinstance(v, str) for v in (chart, source)):
+        raise IdentityError('identity "chart" and "source" must be strings')
+    maps = []
+    for key in ("images", "extras"):
+        value = doc.get(key, {})
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in value.items()
+        ):
+            raise IdentityError(f'identity "{key}" must map value paths to text')
+        maps.append(tuple(value.items()))
+    return Identity(chart=chart, images=maps[0], source=source, extras=maps[1])
 
 
 def _identity_annotation(obj: object, name: str) -> Identity | None:
@@ -214,6 +243,60 @@ def _text(value: object) -> str | None:
     return None
 
 
+def _ref_text(ref: object, namespace: str) -> str:
+    kind = get_str(ref, "kind") or ""
+    ref_ns = get_str(ref, "namespace") or namespace
+    return f"{kind}/{ref_ns}/{get_str(ref, 'name') or ''}"
+
+
+def helm_release_source(obj: object) -> str | None:
+    """Where a HelmRelease's chart comes from: ``chart:<name>@<Kind>/<ns>/<source>`` or
+    ``chartRef:<Kind>/<ns>/<name>``; ``None`` when neither is set."""
+    namespace = get_str(obj, "metadata", "namespace") or ""
+    chart_ref = get_mapping(obj, "spec", "chartRef")
+    if chart_ref is not None:
+        return "chartRef:" + _ref_text(chart_ref, namespace)
+    chart_spec = get_mapping(obj, "spec", "chart", "spec")
+    if chart_spec is None:
+        return None
+    name = _text(chart_spec.get("chart")) or ""
+    return f"chart:{name}@" + _ref_text(chart_spec.get("sourceRef"), namespace)
+
+
+def oci_repository_source(obj: object) -> str | None:
+    """An OCIRepository's ``url`` and ``layerSelector`` (what it fetches, not which tag)."""
+    url = get_str(obj, "spec", "url")
+    if url is None:
+        return None
+    selector = get_mapping(obj, "spec", "layerSelector") or {}
+    media, operation = get_str(selector, "mediaType"), get_str(selector, "operation")
+    return f"oci:{url.strip()}|{media or ''}|{operation or ''}"
+
+
+def _image_values(
+    obj: object, paths: tuple[ValuePath, ...]
+) -> tuple[tuple[tuple[str, str | None], ...], tuple[tuple[str, str | None], ...]]:
+    """(tag values at ``paths``, their repository/registry/digest siblings) in spec.values."""
+    values = get(obj, "spec", "values")
+    images = tuple((str(p), scalar_text(p.lookup(values))) for p in paths)
+    extras = tuple(
+        (str(x), scalar_text(x.lookup(values))) for x in image_extra_paths(paths)
+    )
+    return images, extras
+
+
+def image_extra_paths(paths: tuple[ValuePath, ...]) -> tuple[ValuePath, ...]:
+    """For each ``….tag`` path, the sibling ``repository``, ``registry`` and ``digest``."""
+    out: dict[str, ValuePath] = {}
+    for path in paths:
+        if path.segments and path.segments[-1] == "tag":
+            for sibling in ("repository", "registry", "digest"):
+                extra = ValuePath((*path.segments[:-1], sibling))
+                out[str(extra)] = extra
+    taken = {str(p) for p in paths}
+    return tuple(v for k, v in sorted(out.items()) if k not in taken)
+
+
 def _desired_helm_release(obj: object) -> Desired:
     ungated: list[str] = []
     chart: str | None = None
@@ -226,21 +309,24 @@ def _desired_helm_release(obj: object) -> Desired:
         else:
             ungated.append(f"chart version {version.strip()!r} is a range")
     paths, problems = image_paths_of(obj)
-    values = get(obj, "spec", "values")
-    images = tuple((str(p), scalar_text(p.lookup(values))) for p in paths)
-    return Desired(Identity(chart, images), tuple(ungated), problems)
+    images, extras = _image_values(obj, paths)
+    source = helm_release_source(obj)
+    return Desired(Identity(chart, images, source, extras), tuple(ungated), problems)
 
 
 def _desired_oci_repository(obj: object) -> Desired:
     ref = get_mapping(obj, "spec", "ref") or {}
     digest, semver, tag = (_text(ref.get(k)) for k in ("digest", "semver", "tag"))
+    source = oci_repository_source(obj)
     if digest and digest.strip():
-        return Desired(Identity(chart="@" + digest.strip()))
+        return Desired(Identity(chart="@" + digest.strip(), source=source))
     if semver and semver.strip():
-        return Desired(Identity(), (f"ref.semver {semver.strip()!r} is a range",))
+        return Desired(Identity(source=source), (f"ref.semver {semver.strip()!r} is a range",))
     if tag and tag.strip() and tag.strip() != "latest":
-        return Desired(Identity(chart=tag.strip()))
-    return Desired(Identity(), ("tag 'latest' floats (no ref.tag, ref.digest pins nothing)",))
+        return Desired(Identity(chart=tag.strip(), source=source))
+    return Desired(
+        Identity(source=source), ("tag 'latest' floats (no ref.tag, ref.digest pins nothing)",)
+    )
 
 
 def determine_desired(kind: GatedKind, obj: object) -> Desired:
@@ -326,18 +412,33 @@ def determine_deployed(
         return Deployed(nothing=True)
 
     images = dict(released.images if released else ())
+    extras = dict(released.extras if released else ())
+    chart_source = released.source if released else None
     held = stored is not None and ann.HELD in annotations_of(stored)
-    missing = [p for p in image_paths if p not in images]
-    if stored is not None and not held and missing:
-        values = get(stored, "spec", "values")
-        for path in missing:
+    if stored is not None and not held:
+        # at rest Flux has reconciled the stored spec; a held object's spec is not running
+        parsed = []
+        for path in image_paths:
             try:
-                images[path] = scalar_text(parse_value_path(path).lookup(values))
+                parsed.append(parse_value_path(path))
             except ValuePathError:
                 continue
+        spec_images, spec_extras = _image_values(stored, tuple(parsed))
+        for path, value in spec_images:
+            images.setdefault(path, value)
+        for path, value in spec_extras:
+            extras.setdefault(path, value)
+        if chart_source is None:
+            chart_source = (
+                helm_release_source(stored) if kind is GatedKind.HELM_RELEASE
+                else oci_repository_source(stored)
+            )
         sources.append("stored spec")
     charts = status_charts or ((released.chart,) if released and released.chart else (None,))
-    candidates = tuple(Identity(chart, tuple(images.items())) for chart in charts)
+    candidates = tuple(
+        Identity(chart, tuple(images.items()), chart_source, tuple(extras.items()))
+        for chart in charts
+    )
     return Deployed(candidates, sources=tuple(sources))
 
 

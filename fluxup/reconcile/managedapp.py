@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fluxup.adapters.kube import Obj, R
@@ -74,11 +74,45 @@ async def _ensure_gate_metadata(ctx: Context, app: ManagedApp, hr: Obj, oci: Obj
         patch: dict[str, Any] = {}
         if _labels(obj).get(ann.MANAGED_APP_LABEL) != name:
             patch.setdefault("metadata", {})["labels"] = {ann.MANAGED_APP_LABEL: name}
+        notes: dict[str, str] = {}
         if want_paths and _annotations(obj).get(ann.IMAGE_PATHS) != paths:
-            patch.setdefault("metadata", {})["annotations"] = {ann.IMAGE_PATHS: paths}
+            notes[ann.IMAGE_PATHS] = paths
+        if want_paths and paths == _annotations(obj).get(ann.IMAGE_PATHS):
+            released = _at_rest_identity(obj)
+            if released is not None and _annotations(obj).get(ann.RELEASED) != released:
+                notes[ann.RELEASED] = released
+        if notes:
+            patch.setdefault("metadata", {})["annotations"] = notes
         if patch:
             meta = obj["metadata"]
             await ctx.kube.merge_patch(res, meta["namespace"], meta["name"], patch)
+
+
+def _at_rest_identity(hr: Obj) -> str | None:
+    """The identity a HelmRelease at rest runs (its spec: not held, not suspended,
+    reconciled at its generation and Ready), or ``None`` when it is not at rest.
+
+    Recorded as ``fluxup.dev/released`` so that, once a later change is held, the gate
+    still knows where the running chart came from (a held spec is not what runs)."""
+    notes, spec = _annotations(hr), hr.get("spec") or {}
+    status = hr.get("status") or {}
+    conditions = status.get("conditions") or []
+    ready: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
+    if (
+        ann.HELD in notes
+        or spec.get("suspend")
+        or status.get("observedGeneration") != (hr.get("metadata") or {}).get("generation")
+        or ready.get("status") != "True"
+    ):
+        return None
+    desired = determine_desired(GatedKind.HELM_RELEASE, hr)
+    if desired.problems:
+        return None
+    identity = desired.identity
+    if identity.chart is None and not spec.get("chartRef"):
+        version = discovery.determine_deployed_version(hr)  # a range: what it resolved to
+        identity = replace(identity, chart=version) if version else identity
+    return identity.to_json()
 
 
 async def _chart_source(ctx: Context, hr: Obj, seen: _Observed) -> Obj | None:

@@ -29,8 +29,13 @@ from fluxup.api.upgraderequest import (
 )
 from fluxup.errors import KubeConflict
 from fluxup.logic import commitmsg, snapshots
+from fluxup.logic.identity import (
+    GatedKind,
+    determine_desired,
+    normalize_chart_version,
+    parse_identity,
+)
 from fluxup.logic.identity import Identity as GateIdentity
-from fluxup.logic.identity import normalize_chart_version, parse_identity
 from fluxup.logic.targets import to_gate
 from fluxup.reconcile.context import Context
 from fluxup.reconcile.release_gate import (
@@ -454,12 +459,15 @@ async def finish(p: Pass, succeeded: bool) -> None:
     if succeeded and not p.ur.spec.dry_run:
         hr = await helm_release(p)
         if hr is not None:
+            # what runs now, chart source included: the gate's "deployed" while held later
+            released = determine_desired(GatedKind.HELM_RELEASE, hr).identity
+            part = hr_part(target, p.via_chart_ref)
             await flux.mark_released(
                 kube,
                 R.HELMRELEASE,
                 hr["metadata"]["namespace"],
                 hr["metadata"]["name"],
-                hr_part(target, p.via_chart_ref).to_json(),
+                (released if part.satisfies(released) else part).to_json(),
             )
     if not succeeded:
         await _restore_replicas(p)

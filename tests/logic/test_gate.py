@@ -29,8 +29,25 @@ EARLIER = "2025-03-01T11:00:00Z"
 ABSENT = object()
 
 
-def ident(chart: str | None = None, **images: str | None) -> str:
-    return Identity(chart, tuple((k.replace("_", "."), v) for k, v in images.items())).to_json()
+#: Where the fixtures' charts come from, as the identity names it.
+HR_SOURCE = "chart:app@/apps/"
+OCI_SOURCE = "oci:oci://registry/charts/app||"
+CHART_REF_SOURCE = "chartRef:OCIRepository/apps/my-app"
+
+
+def ident(chart: str | None = None, *, source: str | None = HR_SOURCE,
+          extras: dict[str, str | None] | None = None, **images: str | None) -> str:
+    """The identity JSON the gate writes for the fixtures: chart, images at their paths
+    and, beside each ``….tag``, the repository/registry/digest (absent here: ``None``)."""
+    paths = {k.replace("_", "."): v for k, v in images.items()}
+    side = {f"{p.rsplit('.', 1)[0]}.{s}": None
+            for p in paths if p.endswith(".tag") for s in ("digest", "registry", "repository")}
+    side.update(extras or {})
+    return Identity(chart, tuple(paths.items()), source, tuple(side.items())).to_json()
+
+
+def oident(chart: str) -> str:
+    return ident(chart, source=OCI_SOURCE)
 
 
 def hr(
@@ -180,9 +197,16 @@ CASES = [
          hr("12.5.0", suspend=True, history=DEPLOYED, notes=HELD_1250), Outcome.HOLD,
          Reason.NOT_APPROVED, "hold", suspended=True, held=ident("12.6.0"),
          held_since=format_rfc3339(NOW)),
-    Case("revert-to-deployed-passes-and-clears-held", hr("12.4.0"),
-         hr("12.5.0", suspend=True, history=DEPLOYED, notes=HELD_1250), Outcome.ALLOW,
+    # The operator records what runs (``released``, with its chart source) at rest.
+    Case("revert-to-deployed-passes-and-clears-held",
+         hr("12.4.0", notes={ann.RELEASED: ident("12.4.0")}),
+         hr("12.5.0", suspend=True, history=DEPLOYED,
+            notes={**HELD_1250, ann.RELEASED: ident("12.4.0")}), Outcome.ALLOW,
          Reason.UNCHANGED, "allow", held=None),
+    # Held, and nothing says where the running chart came from: the safe answer.
+    Case("revert-with-unknown-deployed-source-holds", hr("12.4.0"),
+         hr("12.5.0", suspend=True, history=DEPLOYED, notes=HELD_1250), Outcome.HOLD,
+         Reason.NOT_APPROVED, "hold", suspended=True, held=ident("12.4.0")),
     # Rule 4: approved by the operator.
     Case("approved-by-operator-passes", hr("12.5.0", suspend=True,
          notes={**HELD_1250, ann.APPROVED: ident("12.5.0")}),
@@ -256,8 +280,9 @@ CASES = [
          user=OPERATOR),
     # Rule 8: ranges pass (chart ranges, OCI semver, floating tags).
     *[
+        # line 1 compares the chart source and images; line 2 gates the resolved version
         Case(f"range-{v}-passes", hr(v), hr("12.4.0", history=DEPLOYED), Outcome.ALLOW,
-             Reason.VERSION_RANGE, "allow", warning="cannot gate my-app per version")
+             Reason.UNCHANGED, "allow", warning="cannot gate my-app per version")
         for v in ("12.x", ">=12", "^1.2", "~1.2", "*")
     ],
     Case("range-chart-still-gates-images",
@@ -295,9 +320,9 @@ CASES = [
          hr(chart_ref=True, history="1.0.0", values={"image": {"tag": "1.0"}},
             paths=["image.tag"]),
          Outcome.HOLD, Reason.NOT_APPROVED, "hold", suspended=True,
-         held=ident(None, image_tag="1.1")),
+         held=ident(None, image_tag="1.1", source=CHART_REF_SOURCE)),
     Case("chart-ref-without-images-passes", hr(chart_ref=True), hr(chart_ref=True,
-         history="1.0.0"), Outcome.ALLOW, Reason.VERSION_RANGE, "allow"),
+         history="1.0.0"), Outcome.ALLOW, Reason.UNCHANGED, "allow"),
     # Safe answers when the rules cannot be evaluated.
     Case("unreadable-image-paths-holds", hr("12.4.0", notes={ann.IMAGE_PATHS: "nope"}),
          hr("12.4.0", history=DEPLOYED, notes={ann.IMAGE_PATHS: "nope"}), Outcome.HOLD,
@@ -307,7 +332,7 @@ CASES = [
     # OCIRepository (chartRef source): tag/digest held, semver never.
     Case("oci-tag-change-holds", oci({"tag": "1.1.0"}),
          oci({"tag": "1.0.0"}, revision="1.0.0@sha256:aa"), Outcome.HOLD, Reason.NOT_APPROVED,
-         "hold", kind=OCI, suspended=True, held=ident("1.1.0"),
+         "hold", kind=OCI, suspended=True, held=oident("1.1.0"),
          warning="FluxUp holds my-app 1.1.0"),
     Case("oci-unchanged-passes", oci({"tag": "1.0.0"}),
          oci({"tag": "1.0.0"}, revision="1.0.0@sha256:aa"), Outcome.ALLOW, Reason.UNCHANGED,
@@ -317,8 +342,8 @@ CASES = [
          "allow", kind=OCI),
     Case("oci-semver-passes", oci({"semver": ">=1.0.0"}),
          oci({"tag": "1.0.0"}, revision="1.0.0@sha256:aa"), Outcome.ALLOW,
-         Reason.VERSION_RANGE, "allow", kind=OCI),
-    Case("oci-approved-passes", oci({"tag": "1.1.0"}, notes={ann.APPROVED: ident("1.1.0")}),
+         Reason.UNCHANGED, "allow", kind=OCI),
+    Case("oci-approved-passes", oci({"tag": "1.1.0"}, notes={ann.APPROVED: oident("1.1.0")}),
          oci({"tag": "1.0.0"}, revision="1.0.0@sha256:aa"), Outcome.ALLOW, Reason.APPROVED,
          "allow", kind=OCI, user=OPERATOR),
     Case("oci-manual-unsuspend-denied",

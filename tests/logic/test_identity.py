@@ -33,6 +33,11 @@ HR = GatedKind.HELM_RELEASE
 OCI = GatedKind.OCI_REPOSITORY
 
 
+#: The fixtures' chart source (no sourceRef, no namespace) and absent image siblings.
+SOURCE = "chart:app@//"
+NO_EXTRAS = (("image.digest", None), ("image.registry", None), ("image.repository", None))
+
+
 def helm_release(
     version: Any = "12.4.0",
     *,
@@ -233,9 +238,35 @@ def test_desired_helm_release_chart(obj: dict[str, Any], chart: str | None, unga
 def test_desired_helm_release_images_at_paths() -> None:
     obj = helm_release(values={"image": {"tag": "1.22"}, "db": {"image": {"tag": 15}}},
                        paths=["image.tag", "spec.values.db.image.tag", "missing.tag"])
+    none = dict.fromkeys(
+        ("image.repository", "image.registry", "image.digest", "db.image.repository",
+         "db.image.registry", "db.image.digest", "missing.repository", "missing.registry",
+         "missing.digest"))
     assert determine_desired(HR, obj).identity == Identity(
-        "12.4.0", (("image.tag", "1.22"), ("db.image.tag", "15"), ("missing.tag", None))
+        "12.4.0", (("image.tag", "1.22"), ("db.image.tag", "15"), ("missing.tag", None)),
+        SOURCE, tuple(none.items()),
     )
+
+
+def test_the_chart_source_and_image_repository_are_part_of_the_identity() -> None:
+    base = helm_release(values={"image": {"tag": "1.0", "repository": "a/app"}},
+                        paths=["image.tag"])
+    desired = determine_desired(HR, base).identity
+    moved = json.loads(json.dumps(base))
+    moved["spec"]["chart"]["spec"]["sourceRef"] = {"kind": "HelmRepository", "name": "other"}
+    renamed = json.loads(json.dumps(base))
+    renamed["spec"]["chart"]["spec"]["chart"] = "other-chart"
+    repo = json.loads(json.dumps(base))
+    repo["spec"]["values"]["image"]["repository"] = "evil/app"
+    ref = helm_release(chart_ref=True, values=base["spec"]["values"], paths=["image.tag"])
+    for changed in (moved, renamed, repo, ref):
+        assert not determine_desired(HR, changed).identity.satisfies(desired)
+    assert desired.satisfies(determine_desired(HR, json.loads(json.dumps(base))).identity)
+
+
+def test_build_metadata_does_not_make_another_chart_version() -> None:
+    assert Identity("1.0.0+abc") == Identity("1.0.0")
+    assert Identity("@sha256:ab+cd").chart == "@sha256:ab+cd"  # digests are kept whole
 
 
 @pytest.mark.parametrize("paths", ["not json", '{"a": 1}', '["ok", 3]', '["a..b"]'])
@@ -272,13 +303,13 @@ def test_desired_oci_repository(ref: Any, chart: str | None, ungated: bool) -> N
 def test_deployed_from_v2_history() -> None:
     stored = helm_release(status={"history": [{"chartVersion": "12.4.0"}, {"chartVersion": "1"}]})
     deployed = determine_deployed(HR, stored, stored)
-    assert deployed.candidates == (Identity("12.4.0"),)
+    assert deployed.candidates == (Identity("12.4.0", source=SOURCE),)
     assert not deployed.nothing
 
 
 def test_deployed_from_v2beta1_last_applied_revision() -> None:
     stored = helm_release(status={"lastAppliedRevision": "12.4.0"})
-    assert determine_deployed(HR, stored, stored).candidates == (Identity("12.4.0"),)
+    assert determine_deployed(HR, stored, stored).candidates == (Identity("12.4.0", source=SOURCE),)
 
 
 def test_deployed_history_wins_over_released_chart_and_released_gives_images() -> None:
@@ -286,13 +317,17 @@ def test_deployed_history_wins_over_released_chart_and_released_gives_images() -
     stored = helm_release(annotations={ann.RELEASED: released},
                           status={"history": [{"chartVersion": "12.4.0"}]})
     deployed = determine_deployed(HR, stored, stored, ("image.tag",))
-    assert deployed.candidates == (Identity("12.4.0", (("image.tag", "1.0"),)),)
+    assert deployed.candidates == (
+        Identity("12.4.0", (("image.tag", "1.0"),), SOURCE, NO_EXTRAS),
+    )
 
 
 def test_deployed_from_released_only() -> None:
-    released = Identity("12.4.0").to_json()
+    released = Identity("12.4.0", source="chart:app@HelmRepository/x/y").to_json()
     stored = helm_release(annotations={ann.RELEASED: released})
-    assert determine_deployed(HR, stored, stored).candidates == (Identity("12.4.0"),)
+    assert determine_deployed(HR, stored, stored).candidates == (
+        Identity("12.4.0", source="chart:app@HelmRepository/x/y"),  # released source wins
+    )
 
 
 def test_deployed_nothing_without_status_or_released() -> None:
@@ -310,10 +345,13 @@ def test_deployed_images_fall_back_to_unheld_stored_spec() -> None:
     stored = helm_release(values={"image": {"tag": "1.0"}}, paths=["image.tag"],
                           status={"history": [{"chartVersion": "12.4.0"}]})
     deployed = determine_deployed(HR, stored, stored, ("image.tag",))
-    assert deployed.candidates == (Identity("12.4.0", (("image.tag", "1.0"),)),)
+    assert deployed.candidates == (
+        Identity("12.4.0", (("image.tag", "1.0"),), SOURCE, NO_EXTRAS),
+    )
     held = dict(stored, metadata={"annotations": {ann.HELD: "{}"}})
     deployed = determine_deployed(HR, held, held, ("image.tag",))
-    assert deployed.candidates == (Identity("12.4.0"),)  # image unknown: a held spec is not running
+    # image and source unknown: a held spec is not running
+    assert deployed.candidates == (Identity("12.4.0"),)
 
 
 def test_deployed_ignores_malformed_released() -> None:

@@ -18,6 +18,10 @@ from webhook.app import METRICS, READY, create_app
 Client = TestClient[Any, Any]
 
 
+#: What the gate writes for the fixture release at 12.5.0 (chart source included).
+HELD_1250 = '{"chart":"12.5.0","source":"chart:app@/apps/"}'
+
+
 def helm_release(version: str, *, history: str | None = None, **spec: Any) -> dict[str, Any]:
     obj: dict[str, Any] = {
         "apiVersion": "helm.toolkit.fluxcd.io/v2",
@@ -78,7 +82,7 @@ async def test_helm_release_change_is_held_and_unsuspend_denied(
     ]
     final = patched(new, mutated)
     assert final["spec"]["suspend"] is True
-    assert final["metadata"]["annotations"][ann.HELD] == '{"chart":"12.5.0"}'
+    assert final["metadata"]["annotations"][ann.HELD] == HELD_1250
     assert final["metadata"]["annotations"][ann.HELD_SINCE] == "2025-03-01T12:00:00Z"
 
     validated = await post(client, "/validate", review_body("HelmRelease", final, old,
@@ -118,7 +122,7 @@ async def test_unchanged_and_approved_pass_without_patch(client: Client) -> None
     assert "patch" not in response
     assert "warnings" not in response
     approved = helm_release("12.5.0")
-    approved["metadata"]["annotations"] = {ann.APPROVED: '{"chart":"12.5.0"}'}
+    approved["metadata"]["annotations"] = {ann.APPROVED: HELD_1250}
     response = await post(client, "/mutate", review_body("HelmRelease", approved, old,
                                                          user=OPERATOR))
     assert "patch" not in response
@@ -127,7 +131,7 @@ async def test_unchanged_and_approved_pass_without_patch(client: Client) -> None
 async def test_operator_only_annotation_denied_for_others(client: Client) -> None:
     old = helm_release("12.4.0", history="12.4.0")
     new = helm_release("12.4.0")
-    new["metadata"]["annotations"] = {ann.APPROVED: '{"chart":"12.5.0"}'}
+    new["metadata"]["annotations"] = {ann.APPROVED: HELD_1250}
     denied = await post(client, "/validate", review_body("HelmRelease", new, old, user="bob"))
     assert denied["allowed"] is False
     assert "only FluxUp" in denied["status"]["message"]
