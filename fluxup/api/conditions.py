@@ -48,8 +48,10 @@ class ConditionType(enum.StrEnum):
     # ManagedApp
     #: The HelmRelease, its Git file, PVCs and workloads were found (status shows them).
     DISCOVERED = "Discovered"
-    #: Every identity change of the release is held until snapshots are ready. False with
-    #: reason ``VersionRange`` when the chart version is a range that cannot be gated.
+    #: Every identity change of the release is held until snapshots are ready: at apply
+    #: time (line 1) for pinned versions, at Helm's release record (line 2) for versions a
+    #: range or floating tag resolves to (reason ``VersionRange``); False while line 2
+    #: does not cover the app yet (reason ``ReleaseNotRecorded``).
     GATED = "Gated"
     #: The versionPolicy allows an update Renovate found (``status.availableUpdate``).
     UPDATE_AVAILABLE = "UpdateAvailable"
@@ -104,8 +106,11 @@ class Reason(enum.StrEnum):
     #: The chart version (or OCIRepository tag) is exact, so the gate can hold changes.
     EXACT_VERSION = "ExactVersion"
     #: The chart version is a range or ``ref.semver``: the source resolves new versions
-    #: without an object change, so upgrades cannot be gated. Pin a version to fix it.
+    #: without an object change, so line 1 cannot hold them; line 2 (Helm's release
+    #: record) holds each resolved version instead.
     VERSION_RANGE = "VersionRange"
+    #: The operator has not yet recorded the app's Helm release for line 2 of the gate.
+    RELEASE_NOT_RECORDED = "ReleaseNotRecorded"
     #: ``spec.helmReleaseRef`` names no HelmRelease.
     HELM_RELEASE_NOT_FOUND = "HelmReleaseNotFound"
     #: The Flux Kustomization that applies the HelmRelease was not found.

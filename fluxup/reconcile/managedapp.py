@@ -34,6 +34,7 @@ from fluxup.api.meta import ImageTag, WorkloadKind
 from fluxup.errors import FluxUpError
 from fluxup.logic import discovery, yamledit
 from fluxup.logic.identity import GatedKind, determine_desired, parse_identity
+from fluxup.logic.release_record import parse_release_gate
 from fluxup.reconcile.context import Context
 from fluxup.reconcile.release_gate import ensure_release_gate, ensure_request_for_record_hold
 
@@ -136,27 +137,36 @@ async def _chart_source(ctx: Context, hr: Obj, seen: _Observed) -> Obj | None:
     return obj if source.kind == "OCIRepository" else None
 
 
-def _gating(hr: Obj, oci: Obj | None, seen: _Observed) -> None:
+def _gating(hr: Obj, oci: Obj | None, recorded: bool, seen: _Observed) -> None:
     desired = determine_desired(GatedKind.HELM_RELEASE, hr)
     ungated = list(desired.ungated)
     if discovery.determine_chart_source(hr) and (hr.get("spec") or {}).get("chartRef"):
         ungated = [u for u in ungated if "chart version" not in u]
         if oci is not None:
             ungated += list(determine_desired(GatedKind.OCI_REPOSITORY, oci).ungated)
-    if ungated:
+    if not recorded:
         seen.condition(
             ConditionType.GATED,
             False,
+            Reason.RELEASE_NOT_RECORDED,
+            "the Helm release is not recorded for the release-record gate yet",
+        )
+    elif ungated:
+        seen.condition(
+            ConditionType.GATED,
+            True,
             Reason.VERSION_RANGE,
-            "; ".join(ungated) + ": the source resolves new versions without an "
-            "object change, so FluxUp cannot hold them; pin an exact version",
+            "; ".join(ungated) + ": the source resolves new versions without an object "
+            "change, so they are held at Helm's release record (line 2) rather than at "
+            "apply time; pin an exact version to have them held before Flux fetches them",
         )
     else:
         seen.condition(
             ConditionType.GATED,
             True,
             Reason.EXACT_VERSION,
-            "every version change is held until snapshots are ready",
+            "every version change is held until snapshots are ready (at apply time and at "
+            "Helm's release record)",
         )
     held = []
     for obj in (hr, oci):
@@ -437,8 +447,10 @@ async def reconcile_managedapp(ctx: Context, obj: Obj) -> None:
         oci = await _chart_source(ctx, hr, seen)
         if not app.spec.suspend:
             await _ensure_gate_metadata(ctx, app, hr, oci)
-            await ensure_release_gate(ctx, obj, app, hr)
+            recorded = await ensure_release_gate(ctx, obj, app, hr)
             await ensure_request_for_record_hold(ctx, obj, app, hr)
+        else:
+            recorded = parse_release_gate(obj) is not None
         chart_spec = ((hr.get("spec") or {}).get("chart") or {}).get("spec") or {}
         seen.status["helmRelease"] = encode(
             HelmReleaseInfo(
@@ -451,7 +463,7 @@ async def reconcile_managedapp(ctx: Context, obj: Obj) -> None:
             )
         )
         _current(app, hr, seen)
-        _gating(hr, oci, seen)
+        _gating(hr, oci, recorded, seen)
         await _git(ctx, app, hr, seen)
         await _volumes(ctx, app, hr, seen)
     old_ready = next((c for c in app.status.conditions if c.type == ConditionType.READY), None)

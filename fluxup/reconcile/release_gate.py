@@ -117,8 +117,9 @@ async def _deployed_identity(
     return None
 
 
-async def ensure_release_gate(ctx: Context, app_obj: Obj, app: ManagedApp, hr: Obj) -> None:
-    """Record the app's release, paths and deployed identity for line 2 (idempotent)."""
+async def ensure_release_gate(ctx: Context, app_obj: Obj, app: ManagedApp, hr: Obj) -> bool:
+    """Record the app's release, paths and deployed identity for line 2 (idempotent);
+    True once recorded (line 2 covers the app from then on)."""
     storage, release = determine_release_location(hr)
     paths = _app_paths(app)
     known = parse_release_gate(app_obj)
@@ -147,6 +148,7 @@ async def ensure_release_gate(ctx: Context, app_obj: Obj, app: ManagedApp, hr: O
             R.NAMESPACE, None, storage,
             {"metadata": {"labels": {ann.RELEASE_RECORDS_NAMESPACE_LABEL: _RECORDS}}},
         )
+    return True
 
 
 def record_hold_of(hr: Obj) -> ReleaseIdentity | None:
