@@ -23,6 +23,7 @@ from fluxup.errors import ChartSourceError, FluxUpError, YamlEditError
 from fluxup.logic import yamledit
 from fluxup.logic.identity import is_exact_version, normalize_chart_version
 from fluxup.logic.targets import to_gate
+from fluxup.reconcile.release_gate import RELEASE_HELD
 from fluxup.reconcile.upgrade_pass import (
     Outcome,
     Pass,
@@ -219,14 +220,17 @@ async def preflight(p: Pass) -> Outcome:
         )
     if target.version:
         checks.append(await _target_exists(p, hr, oci, target.version))
+    held_at_record = p.ur.metadata.annotations.get(RELEASE_HELD)
     same = to_gate(previous).satisfies(to_gate(target)) and to_gate(target).satisfies(
         to_gate(previous)
     )
     checks.append(
         _check(
             "target-differs",
-            not same,
+            not same or bool(held_at_record),
             f"{p.app.metadata.name} already runs {to_gate(target).describe()}"
+            if same and not held_at_record
+            else "Helm's release record asks for a new identity"
             if same
             else f"{to_gate(previous).describe()} -> {to_gate(target).describe()}",
         )
