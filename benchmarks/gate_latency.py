@@ -7,7 +7,13 @@ names a running sandbox's), it measures managed HelmRelease updates (a server-si
 apply as ``kustomize-controller``, as Flux does) at concurrency 1, 4 and 16, first with no
 webhook registered, then with FluxUp's webhook configurations pointing at a local
 webhook process; then the webhook's own throughput (reviews/s) on one process over HTTPS.
-Prints a table; asserts nothing (numbers depend on the machine).
+Then line 2's cost: CREATE of a Helm release record (the Secret Helm writes once per
+install/upgrade/rollback) in a namespace line 2 does not select, and in one it does, for
+a release no ManagedApp protects and for a managed release at its deployed identity (the
+webhook lists ManagedApps by label and decodes the record). Line 2's webhook reads
+ManagedApps with the sandbox admin's kubeconfig here (the shipped RBAC grants
+``get/list managedapps`` only). Prints tables; asserts nothing (numbers depend on the
+machine).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import gzip
 import json
 import secrets
 import ssl
@@ -30,6 +37,12 @@ import aiohttp
 import yaml
 
 from fluxup.api import annotations as ann
+from fluxup.logic.gate_values import parse_value_path
+from fluxup.logic.release_record import (
+    ReleaseIdentity,
+    build_gate_annotation,
+    build_release_key,
+)
 from fluxup.sandbox import controlplane
 from fluxup.sandbox.controlplane import Sandbox
 from fluxup.sandbox.guard import check_sandbox_kubeconfig
@@ -125,6 +138,49 @@ async def _throughput(webhook: LocalWebhook, total: int, concurrency: int = 16) 
         return len(done) / (time.perf_counter() - started)
 
 
+def _helm_record(namespace: str, release: str, revision: int) -> dict[str, Any]:
+    """A Helm release-record Secret as helm-controller writes it (gzip JSON, base64)."""
+    doc = {"name": release, "namespace": namespace, "version": revision,
+           "chart": {"metadata": {"name": "app", "version": "1.0.0"},
+                     "values": {"image": {"repository": "r/app", "tag": "1.0"}}},
+           "config": {}, "info": {"status": "pending-upgrade"},
+           "manifest": "---\n# " + "x" * 20000}  # records carry the rendered manifests
+    helm = base64.b64encode(gzip.compress(json.dumps(doc).encode()))
+    return {"apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1",
+            "metadata": {"name": f"sh.helm.release.v1.{release}.v{revision}",
+                         "labels": {"owner": "helm", "name": release, "status": "pending-upgrade",
+                                    "version": str(revision)}},
+            "data": {"release": helm.decode()}}
+
+
+async def _record_latencies(sb: Sandbox, namespace: str, release: str,
+                            total: int) -> list[float]:
+    connector = aiohttp.TCPConnector(ssl=sb.ssl_context(), limit=4)
+    url = f"{sb.server}/api/v1/namespaces/{namespace}/secrets"
+    async with aiohttp.ClientSession(connector=connector, raise_for_status=True) as client:
+        async def create(i: int) -> None:
+            body = _helm_record(namespace, release, 1000 + i)
+            async with client.post(url, data=json.dumps(body),
+                                   headers={"Content-Type": "application/json"}) as resp:
+                await resp.read()
+
+        await _timed(create, 1, 4)
+        return await _timed(create, 1, total)
+
+
+def _managed_app_with_gate(sb: Sandbox, namespace: str, release: str) -> None:
+    deployed = ReleaseIdentity("app", "1.0.0", (
+        ("image.digest", None), ("image.registry", None), ("image.repository", "r/app"),
+        ("image.tag", "1.0")))
+    body = {"apiVersion": "fluxup.dev/v1alpha1", "kind": "ManagedApp",
+            "metadata": {"name": release, "namespace": namespace,
+                         "labels": {ann.RELEASE_KEY_LABEL: build_release_key(namespace, release)},
+                         "annotations": {ann.RELEASE_GATE: build_gate_annotation(
+                             namespace, release, (parse_value_path("image.tag"),), (deployed,))}},
+            "spec": {"helmReleaseRef": {"name": release}}}
+    sb.kubectl("apply", "-f", "-", input=json.dumps(body))
+
+
 def _register(sb: Sandbox, webhook: LocalWebhook, token: str) -> list[dict[str, Any]]:
     manifest = REPO / "manifests/webhook/core/webhookconfigurations.yaml"
     configs = build_local_configurations(
@@ -147,6 +203,7 @@ def main() -> None:
     parser.add_argument("--kubeconfig", type=Path, help="a running sandbox's kubeconfig")
     parser.add_argument("--requests", type=int, default=192, help="updates per measurement")
     parser.add_argument("--reviews", type=int, default=4000, help="reviews for throughput")
+    parser.add_argument("--records", type=int, default=60, help="Helm records per measurement")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="fluxup-bench-"))
@@ -158,7 +215,9 @@ def main() -> None:
         sb = controlplane.load(args.kubeconfig.resolve().parent)
     token = secrets.token_hex(3)
     namespace = f"bench-{token}"
-    webhook = LocalWebhook(work / "certs", free_port(), OPERATOR, work / "webhook.log")
+    webhook = LocalWebhook(work / "certs", free_port(), OPERATOR, work / "webhook.log",
+                           kubeconfig=sb.kubeconfig)
+    records_ns = f"bench-rec-{token}"
     configs: list[dict[str, Any]] = []
     try:
         sb.kubectl("create", "namespace", namespace)
@@ -166,17 +225,31 @@ def main() -> None:
         for i in range(max(CONCURRENCIES)):
             sb.kubectl("apply", "--server-side", "--field-manager=kustomize-controller", "-f",
                        "-", input=json.dumps(_release(namespace, f"app-{i}", 0)))
+        sb.kubectl("apply", "--server-side", "--field-manager=fluxup-bench",
+                   *[f"--filename={p}" for p in sorted((REPO / "crds").glob("fluxup.dev_*"))])
+        sb.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+        sb.kubectl("create", "namespace", records_ns)
+        _managed_app_with_gate(sb, records_ns, "managed")
+        records: dict[str, list[float]] = {}
+        records["not selected (no webhook call)"] = asyncio.run(
+            _record_latencies(sb, records_ns, "managed", args.records))
         without = asyncio.run(_apply_latencies(sb, namespace, args.requests))
         webhook.start()
         configs = _register(sb, webhook, token)
+        sb.kubectl("label", "namespace", records_ns, f"fluxup.dev/gate-bench={token}",
+                   "fluxup.dev/release-records=gated")
         with_gate = asyncio.run(_apply_latencies(sb, namespace, args.requests))
+        records["line 2, unmanaged release"] = asyncio.run(
+            _record_latencies(sb, records_ns, "other", args.records))
+        records["line 2, managed, deployed"] = asyncio.run(
+            _record_latencies(sb, records_ns, "managed", args.records))
         rate = asyncio.run(_throughput(webhook, args.reviews))
     finally:
         if configs:
             sb.kubectl("delete", "-f", "-", "--ignore-not-found", check=False,
                        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": configs}))
         webhook.stop()
-        sb.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        sb.kubectl("delete", "namespace", namespace, records_ns, "--wait=false", check=False)
         if owned:
             controlplane.down(sb.dir, out=sys.stderr)
 
@@ -192,6 +265,16 @@ def main() -> None:
     print("median added by the gate: " + ", ".join(
         f"c={c}: {ms * 1000:+.1f} ms" for c, ms in extra.items()))
     print(f"webhook throughput, one process, HTTPS, 16 connections: {rate:,.0f} reviews/s")
+    print()
+    print("Helm release record CREATE (one per Helm install/upgrade/rollback), concurrency 1")
+    print("| line 2                       | concurrency | requests | p50 (ms) | p99 (ms) |")
+    print("|------------------------------|-------------|----------|----------|----------|")
+    for label, samples in records.items():
+        print(_row(label, 1, samples))
+    base = statistics.median(records["not selected (no webhook call)"])
+    print("median added by line 2 per Helm revision: " + ", ".join(
+        f"{label}: {(statistics.median(s) - base) * 1000:+.1f} ms"
+        for label, s in records.items() if not label.startswith("not selected")))
 
 
 if __name__ == "__main__":

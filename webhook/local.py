@@ -99,6 +99,8 @@ class LocalWebhook:
     operator_username: str
     log_file: Path
     reload_interval: float = 0.2
+    #: credentials for line 2's ManagedApp lookup (none: line 2 denies managed records)
+    kubeconfig: Path | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _log: TextIO | None = field(default=None, repr=False)
 
@@ -118,7 +120,8 @@ class LocalWebhook:
             [sys.executable, "-m", "webhook", "--host=127.0.0.1", f"--port={self.port}",
              f"--cert-file={self.files.cert}", f"--key-file={self.files.key}",
              f"--operator-username={self.operator_username}",
-             f"--cert-reload-interval={self.reload_interval}"],
+             f"--cert-reload-interval={self.reload_interval}",
+             *([f"--kubeconfig={self.kubeconfig}"] if self.kubeconfig else [])],
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
