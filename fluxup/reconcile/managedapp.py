@@ -73,7 +73,11 @@ async def _ensure_gate_metadata(ctx: Context, app: ManagedApp, hr: Obj, oci: Obj
         if obj is None:
             continue
         patch: dict[str, Any] = {}
-        if _labels(obj).get(ann.MANAGED_APP_LABEL) != name:
+        owner = _labels(obj).get(ann.MANAGED_APP_LABEL)
+        # An OCIRepository shared by several apps keeps the first app's label (its hold
+        # names one request); line 2 holds every other app's release until it is protected.
+        shared = res is R.OCIREPOSITORY and owner and owner != name
+        if owner != name and not shared:
             patch.setdefault("metadata", {})["labels"] = {ann.MANAGED_APP_LABEL: name}
         notes: dict[str, str] = {}
         if want_paths and _annotations(obj).get(ann.IMAGE_PATHS) != paths:

@@ -193,3 +193,62 @@ def test_nobody_but_the_operator_writes_line_2_state(stack: Stack, fleet: Fleet)
                       "fluxup.dev/release-key=elsewhere", check=False)
     assert proc.returncode != 0
     assert "only FluxUp" in proc.stderr
+
+
+def _wait_app_request(stack: Stack, app: DemoApp, timeout: float = 300) -> dict[str, Any]:
+    """The first finished UpgradeRequest of ``app`` (apps may share a namespace)."""
+    def probe() -> dict[str, Any] | None:
+        items = (_get(stack.sandbox, "upgraderequest", app.namespace) or {}).get("items", [])
+        done = [r for r in items if r["spec"]["managedAppRef"]["name"] == app.name
+                and (r.get("status") or {}).get("phase") in ("Succeeded", "Failed")]
+        return done[0] if done else None
+
+    try:
+        return wait_until(f"an UpgradeRequest of {app.name} to finish", probe, timeout)
+    except SandboxError:
+        items = _get(stack.sandbox, "upgraderequest", app.namespace)
+        raise AssertionError(f"{json.dumps(items, indent=1)[-3000:]}\n"
+                             f"{stack.operator_log_tail()}") from None
+
+
+def test_shared_oci_repository_holds_until_every_app_is_protected(
+    stack: Stack, fleet: Fleet
+) -> None:
+    """Two apps take their chart from one OCIRepository. Releasing the source for the
+    first app's request lets helm-controller fetch the chart for both; the second app's
+    revision is held at its release record until its own snapshots are ready."""
+    sb = stack.sandbox
+    namespace = f"shared-{secrets.token_hex(3)}"
+    first = DemoApp(f"first-{secrets.token_hex(3)}", namespace, source="oci")
+    second = DemoApp(f"second-{secrets.token_hex(3)}", namespace, source="oci",
+                     create_namespace=False)
+    fleet.add_app(first)
+    fleet.wait_released(first, "1.0.0")
+    fleet.add_app(second)
+    fleet.wait_released(second, "1.0.0")
+    hr_path = f"flux/apps/{second.name}/helmrelease.yaml"
+    text = fleet.read(hr_path)
+    shared = text.replace(f"    name: {second.name}\n    namespace:",
+                          f"    name: {first.name}\n    namespace:", 1)
+    assert shared != text
+    fleet.commit({hr_path: shared, f"flux/apps/{second.name}/ocirepository.yaml": None},
+                 f"{second.name} takes its chart from {first.name}'s OCIRepository")
+    fleet.sync(second.name)
+    wait_until("the second app to use the shared source", lambda: (
+        (_get(sb, "helmrelease", namespace, second.name) or {}).get("spec", {})
+        .get("chartRef", {}).get("name") == first.name), 120)
+    fleet.wait_released(second, "1.0.0")
+    _enrol_app(stack, first)
+    _enrol_app(stack, second)
+
+    oci_path = f"flux/apps/{first.name}/ocirepository.yaml"
+    fleet.commit({oci_path: yamledit.edit_oci_tag(fleet.read(oci_path), name=first.name,
+                                                   tag="1.1.0")},
+                 "bump the shared chart source")
+    fleet.sync(first.name)
+    for app in (first, second):
+        request = _wait_app_request(stack, app)
+        assert request["status"]["phase"] == "Succeeded", json.dumps(request["status"])
+        hr = _get(sb, "helmrelease", namespace, app.name)
+        assert hr["status"]["history"][0]["chartVersion"].split("+")[0] == "1.1.0"
+        _snapshots_before_deploy(stack, app, request)
