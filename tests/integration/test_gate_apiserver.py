@@ -184,7 +184,9 @@ def test_changed_chart_version_is_held_and_stays_held(gate: Gate, ns: str) -> No
     obj = held_release(gate, ns)
     assert obj["spec"]["chart"]["spec"]["version"] == "12.5.0"
     assert obj["spec"]["suspend"] is True
-    assert notes(obj)[ann.HELD] == '{"chart":"12.5.0"}'
+    held = notes(obj)[ann.HELD]
+    assert json.loads(held) == {"chart": "12.5.0",
+                                "source": f"chart:app@HelmRepository/{ns}/charts"}
     since = notes(obj)[ann.HELD_SINCE]
 
     for _ in range(3):  # Flux re-applies on every interval
@@ -192,7 +194,7 @@ def test_changed_chart_version_is_held_and_stays_held(gate: Gate, ns: str) -> No
         assert "FluxUp holds my-app 12.5.0" in result.stderr
         again = get(sb, HR, ns)
         assert again["spec"]["suspend"] is True
-        assert notes(again)[ann.HELD] == '{"chart":"12.5.0"}'
+        assert notes(again)[ann.HELD] == held
         assert notes(again)[ann.HELD_SINCE] == since
 
 
@@ -216,14 +218,14 @@ def test_manual_unsuspend_denied_then_allowed_with_bypass(gate: Gate, ns: str) -
 
 def test_approval_by_operator_releases_and_later_applies_pass(gate: Gate, ns: str) -> None:
     sb = gate.sandbox
-    held_release(gate, ns)
+    held = notes(held_release(gate, ns))[ann.HELD]
     forged = sb.kubectl("annotate", HR, "my-app", "-n", ns,
-                        f"{ann.APPROVED}={{\"chart\":\"12.5.0\"}}", check=False)
+                        f"{ann.APPROVED}={held}", check=False)
     assert forged.returncode != 0
     assert "only FluxUp" in forged.stderr
 
-    sb.kubectl("annotate", HR, "my-app", "-n", ns, AS_OPERATOR,
-               f"{ann.APPROVED}={{\"chart\":\"12.5.0\"}}")
+    # the operator approves exactly the held identity (chart source included)
+    sb.kubectl("annotate", HR, "my-app", "-n", ns, AS_OPERATOR, f"{ann.APPROVED}={held}")
     approved = get(sb, HR, ns)
     assert ann.HELD not in notes(approved)
     sb.kubectl("patch", HR, "my-app", "-n", ns, AS_OPERATOR, "--type=merge",
@@ -254,7 +256,8 @@ def test_oci_repository_tag_change_holds_the_source(gate: Gate, ns: str) -> None
     assert "FluxUp holds my-app 1.1.0" in result.stderr
     source = get(sb, OCI, ns)
     assert source["spec"]["suspend"] is True
-    assert notes(source)[ann.HELD] == '{"chart":"1.1.0"}'
+    assert json.loads(notes(source)[ann.HELD])["chart"] == "1.1.0"
+    assert json.loads(notes(source)[ann.HELD])["source"].startswith("oci:")
     release = get(sb, HR, ns)
     assert "suspend" not in release["spec"]  # the chart is gated on its source
 
@@ -276,7 +279,10 @@ def test_image_tag_change_at_configured_path_is_held(gate: Gate, ns: str) -> Non
     assert "FluxUp holds my-app 12.4.0 (image.tag=1.1)" in result.stderr
     obj = get(sb, HR, ns)
     assert obj["spec"]["suspend"] is True
-    assert json.loads(notes(obj)[ann.HELD]) == {"chart": "12.4.0", "images": {"image.tag": "1.1"}}
+    held = json.loads(notes(obj)[ann.HELD])
+    assert (held["chart"], held["images"]) == ("12.4.0", {"image.tag": "1.1"})
+    # the image's repository/registry/digest beside the tag are part of what is held
+    assert set(held["extras"]) == {"image.repository", "image.registry", "image.digest"}
 
 
 def test_version_range_passes(gate: Gate, ns: str) -> None:
