@@ -10,6 +10,7 @@ anything outside the directory except the build cache.
 from __future__ import annotations
 
 import json
+import shutil
 import ssl
 import subprocess
 import sys
@@ -212,6 +213,40 @@ def _alive(sb: Sandbox, name: str) -> bool:
     return is_ours(sb.pids[name], sb.token)
 
 
+def _start_etcd(sb: Sandbox, out: TextIO, attempts: int = 4) -> None:
+    """Start etcd and wait until it is healthy.
+
+    Its ports were free when chosen, but any process may take a free port (an outgoing
+    connection's ephemeral port, another sandbox) before etcd binds it; an etcd that
+    dies during start-up is retried on fresh ports, and the last failure is raised with
+    the log's tail. Only a new sandbox moves ports (its half-made data directory is
+    discarded); an existing one keeps the ports its data and apiserver know.
+    """
+    fresh = not (sb.dir / "etcd").exists()
+    for attempt in range(1, attempts + 1):
+        try:
+            start_component(sb, "etcd", _etcd_argv(sb), out)
+            wait_until(
+                "etcd",
+                lambda: _etcd_healthy(sb.ports["etcd"]),
+                60,
+                sb.logs / "etcd.log",
+                lambda: _alive(sb, "etcd"),
+            )
+            return
+        except SandboxError as exc:
+            if attempt == attempts or ("etcd" in sb.pids and _alive(sb, "etcd")):
+                raise
+            print(f"  etcd exited during start-up ({str(exc).splitlines()[-1][:200]!r}); "
+                  "retrying", file=out, flush=True)
+            sb.pids.pop("etcd", None)
+            if fresh:
+                shutil.rmtree(sb.dir / "etcd", ignore_errors=True)
+                sb.ports["etcd"], sb.ports["etcd-peer"] = free_port(), free_port()
+            sb.save()
+            time.sleep(2 ** attempt)
+
+
 def up(directory: Path, out: TextIO = sys.stdout, full: bool = False) -> Sandbox:
     """Bring the sandbox in ``directory`` up (idempotent) and return it."""
     started = time.monotonic()
@@ -231,14 +266,7 @@ def up(directory: Path, out: TextIO = sys.stdout, full: bool = False) -> Sandbox
     sb.kubeconfig.chmod(0o600)
     sb.save()
     print(f"sandbox {directory} (token {sb.token})", file=out, flush=True)
-    start_component(sb, "etcd", _etcd_argv(sb), out)
-    wait_until(
-        "etcd",
-        lambda: _etcd_healthy(sb.ports["etcd"]),
-        60,
-        sb.logs / "etcd.log",
-        lambda: _alive(sb, "etcd"),
-    )
+    _start_etcd(sb, out)
     if full and not was_full and "kube-apiserver" in sb.pids:
         # the full sandbox needs ServiceAccount admission: restart the apiserver with it
         stop_process(sb.pids.pop("kube-apiserver"), sb.token)

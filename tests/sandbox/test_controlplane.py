@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,8 @@ import pytest
 from fluxup.errors import SandboxError
 from fluxup.sandbox import controlplane
 from fluxup.sandbox.controlplane import Sandbox
-from fluxup.sandbox.processes import is_ours
+from fluxup.sandbox.pki import new_token
+from fluxup.sandbox.processes import free_port, is_ours, stop_process
 
 pytestmark = pytest.mark.sandbox
 
@@ -64,3 +66,23 @@ def test_up_down_restart_keeps_data(tmp_path: Path) -> None:
 def test_down_on_a_non_sandbox_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SandboxError, match="is not a sandbox"):
         controlplane.down(tmp_path)
+
+
+def test_etcd_whose_port_was_taken_starts_again_on_fresh_ports(tmp_path: Path) -> None:
+    """A port that was free when chosen can be taken before etcd binds it."""
+    sb = Sandbox(tmp_path, new_token())
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        sb.ports.update(etcd=taken, **{"etcd-peer": free_port()})
+        out = io.StringIO()
+        try:
+            controlplane._start_etcd(sb, out)
+            assert sb.ports["etcd"] != taken
+            assert "etcd exited during start-up" in out.getvalue()
+            assert controlplane._etcd_healthy(sb.ports["etcd"])
+            assert controlplane.load(tmp_path).ports == sb.ports
+        finally:
+            if "etcd" in sb.pids:
+                stop_process(sb.pids["etcd"], sb.token)
