@@ -17,6 +17,9 @@ from enum import StrEnum
 from typing import Any
 
 __all__ = [
+    "APP_LABEL",
+    "PREVIOUS_IDENTITY_ANNOTATION",
+    "PVC_ANNOTATION",
     "REQUEST_LABEL",
     "VERSION_LABEL",
     "SnapshotState",
@@ -32,6 +35,9 @@ REQUEST_LABEL = "fluxup.dev/upgrade-request"
 VERSION_LABEL = "fluxup.dev/protects-version"
 APP_LABEL = "fluxup.dev/managed-app"
 PVC_ANNOTATION = "fluxup.dev/source-pvc"
+#: JSON of the identity that ran when the snapshot was taken: what a rollback from this
+#: snapshot returns to (see :mod:`fluxup.logic.rollback_plan`).
+PREVIOUS_IDENTITY_ANNOTATION = "fluxup.dev/previous-identity"
 
 
 def label_safe(value: str, limit: int = 63) -> str:
@@ -50,9 +56,19 @@ def build_snapshot_name(request: str, pvc: str) -> str:
 
 
 def build_snapshot(
-    namespace: str, request: str, app: str, pvc: str, snapshot_class: str | None, version: str
+    namespace: str,
+    request: str,
+    app: str,
+    pvc: str,
+    snapshot_class: str | None,
+    version: str,
+    previous_identity: str | None = None,
 ) -> dict[str, Any]:
-    """The VolumeSnapshot object protecting ``pvc`` for ``request``."""
+    """The VolumeSnapshot object protecting ``pvc`` for ``request``; ``previous_identity``
+    (JSON) records what ran before the upgrade, for a rollback from the snapshot alone."""
+    annotations = {PVC_ANNOTATION: pvc}
+    if previous_identity:
+        annotations[PREVIOUS_IDENTITY_ANNOTATION] = previous_identity
     spec: dict[str, Any] = {"source": {"persistentVolumeClaimName": pvc}}
     if snapshot_class:
         spec["volumeSnapshotClassName"] = snapshot_class
@@ -67,7 +83,7 @@ def build_snapshot(
                 REQUEST_LABEL: label_safe(request),
                 VERSION_LABEL: label_safe(version),
             },
-            "annotations": {PVC_ANNOTATION: pvc},
+            "annotations": annotations,
         },
         "spec": spec,
     }

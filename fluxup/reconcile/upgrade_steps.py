@@ -36,6 +36,7 @@ from fluxup.logic.identity import (
     parse_identity,
 )
 from fluxup.logic.identity import Identity as GateIdentity
+from fluxup.logic.rollback_plan import build_previous_identity_annotation
 from fluxup.logic.targets import to_gate
 from fluxup.reconcile.context import Context
 from fluxup.reconcile.release_gate import (
@@ -281,6 +282,9 @@ async def snapshot(p: Pass) -> Outcome:
             pvc.name,
             p.app.status.volume_snapshot_class_name,
             version,
+            build_previous_identity_annotation(p.status.previous_identity)
+            if p.status.previous_identity
+            else None,
         )
         name = body["metadata"]["name"]
         obj = await kube.find(R.SNAPSHOT, pvc.namespace, name)
