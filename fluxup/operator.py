@@ -20,8 +20,17 @@ from kubernetes_asyncio import client, config
 from fluxup.adapters.events import EventRecorder
 from fluxup.adapters.gitopen import GitOpenerCache
 from fluxup.adapters.kube import KubeApi
+from fluxup.adapters.metrics import OperatorMetrics, serve_metrics
+from fluxup.adapters.notify import (
+    AppriseChannel,
+    Channel,
+    FluxEventsChannel,
+    Notifier,
+    read_urls_file,
+)
 from fluxup.handlers.registry import register
 from fluxup.reconcile.context import Context
+from fluxup.reconcile.fleet_metrics import FleetRefresher
 from fluxup.settings import Settings
 
 __all__ = ["run", "serve"]
@@ -40,13 +49,31 @@ async def _api_client(settings: Settings) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
+def build_notifier(settings: Settings, metrics: OperatorMetrics) -> Notifier | None:
+    """The notifier for the configured channels, or None when there is none."""
+    channels: list[Channel] = []
+    if settings.notify_urls_file is not None:
+        channels += [AppriseChannel(url) for url in read_urls_file(settings.notify_urls_file)]
+    if settings.flux_events_url:
+        channels.append(FluxEventsChannel(settings.flux_events_url))
+    if not channels:
+        return None
+    log.info("notifications to %s", ", ".join(c.name for c in channels))
+    return Notifier(channels, attempts=settings.notify_attempts,
+                    backoff=settings.notify_backoff_seconds,
+                    on_result=metrics.observe_notification)
+
+
 async def serve(settings: Settings, stop_flag: asyncio.Event | threading.Event | None = None,
                 ready_flag: asyncio.Event | threading.Event | None = None) -> None:
     """Run the operator until ``stop_flag`` is set (or forever)."""
     api = await _api_client(settings)
     kube = KubeApi(api, manager=settings.field_manager)
     opener = GitOpenerCache(kube, settings)
-    ctx = Context(kube=kube, settings=settings, open_git=opener, events=EventRecorder(kube))
+    metrics = OperatorMetrics()
+    notifier = build_notifier(settings, metrics)
+    ctx = Context(kube=kube, settings=settings, open_git=opener, events=EventRecorder(kube),
+                  metrics=metrics, notifier=notifier)
     registry = kopf.OperatorRegistry()
     register(registry, settings)
 
@@ -62,10 +89,21 @@ async def serve(settings: Settings, stop_flag: asyncio.Event | threading.Event |
             return kopf.login_with_kubeconfig(settings=settings)
         return kopf.login_with_service_account(settings=settings)
 
-    try:
+    async def run_kopf() -> None:
         await kopf.operator(registry=registry, memo=kopf.Memo(ctx=ctx), clusterwide=True,
                             standalone=True, stop_flag=stop_flag, ready_flag=ready_flag)
+
+    address = settings.metrics_host_port()
+    try:
+        if address is None:
+            await run_kopf()
+        else:
+            refresh = FleetRefresher(kube, metrics)
+            async with serve_metrics(metrics, *address, before_scrape=refresh):
+                await run_kopf()
     finally:
+        if notifier is not None:
+            await notifier.aclose()
         await opener.aclose()
         await api.close()
 

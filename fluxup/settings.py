@@ -42,6 +42,17 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return number
 
 
+def _address(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, default).strip()
+    if not value:
+        return ""
+    _, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"{name}={value!r} is not host:port (e.g. 0.0.0.0:9090), or empty "
+                          "to switch it off")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the operator is configured with.
@@ -61,6 +72,17 @@ class Settings:
     allow_cross_namespace_refs: bool = False
     git_author_name: str = "FluxUp"
     git_author_email: str = "fluxup@localhost"
+    #: ``host:port`` of ``/metrics`` (its own port; the manifests use 0.0.0.0:9090);
+    #: empty: no metrics server
+    metrics_address: str = ""
+    #: file with Apprise URLs, one per line (mounted from a Secret); None: no Apprise
+    notify_urls_file: Path | None = None
+    #: notification-controller's events address; None: no Flux events
+    flux_events_url: str | None = None
+    #: the UI's external address, for links in notifications
+    ui_url: str | None = None
+    notify_attempts: int = 4
+    notify_backoff_seconds: float = 2.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -79,4 +101,19 @@ class Settings:
             allow_cross_namespace_refs=_flag(env, "FLUXUP_ALLOW_CROSS_NAMESPACE_REFS", False),
             git_author_name=env.get("FLUXUP_GIT_AUTHOR_NAME", cls.git_author_name),
             git_author_email=env.get("FLUXUP_GIT_AUTHOR_EMAIL", cls.git_author_email),
+            metrics_address=_address(env, "FLUXUP_METRICS_ADDRESS", cls.metrics_address),
+            notify_urls_file=Path(env["FLUXUP_NOTIFY_URLS_FILE"])
+            if env.get("FLUXUP_NOTIFY_URLS_FILE") else None,
+            flux_events_url=env.get("FLUXUP_FLUX_EVENTS_URL") or None,
+            ui_url=env.get("FLUXUP_UI_URL") or None,
+            notify_attempts=int(_float(env, "FLUXUP_NOTIFY_ATTEMPTS", cls.notify_attempts)),
+            notify_backoff_seconds=_float(env, "FLUXUP_NOTIFY_BACKOFF_SECONDS",
+                                          cls.notify_backoff_seconds),
         )
+
+    def metrics_host_port(self) -> tuple[str, int] | None:
+        """``(host, port)`` of the metrics server, or None when it is switched off."""
+        if not self.metrics_address:
+            return None
+        host, _, port = self.metrics_address.rpartition(":")
+        return host or "0.0.0.0", int(port)  # noqa: S104

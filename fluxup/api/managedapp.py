@@ -49,6 +49,7 @@ __all__ = [
     "ManagedApp",
     "ManagedAppSpec",
     "ManagedAppStatus",
+    "Notifications",
     "Quiesce",
     "RequestKind",
     "RetentionPolicy",
@@ -188,6 +189,16 @@ class Quiesce:
 
 
 @dataclass(frozen=True)
+class Notifications:
+    """Which of the app's events are announced (update available; upgrade started and
+    succeeded, rollbacks; failures). Gate holds and bypasses are always announced."""
+
+    on_available: bool = True
+    on_upgrade: bool = True
+    on_failure: bool = True
+
+
+@dataclass(frozen=True)
 class Timeouts:
     """Deadlines of the long phases. ``apply``: AwaitingApply (Flux applies the commit);
     ``quiesce``: Quiescing and StoppingApp (pods gone); ``snapshot``: Snapshotting
@@ -224,6 +235,7 @@ class ManagedAppSpec(JSONModel):
     auto_rollback: bool = False
     quiesce: Quiesce = field(default_factory=Quiesce)
     timeouts: Timeouts = field(default_factory=Timeouts)
+    notifications: Notifications = field(default_factory=Notifications)
 
 
 # --- status -------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from fluxup.adapters.kube import Obj, R
 from fluxup.api import annotations as ann
+from fluxup.reconcile.announce import announce_bypass
 from fluxup.reconcile.context import Context
 
 __all__ = ["BYPASS_RECORDED", "record_bypass"]
@@ -33,6 +34,7 @@ async def record_bypass(ctx: Context, obj: Obj) -> bool:
         f"reason given: {reason}",
         warning=True,
     )
+    announce_bypass(ctx, obj, reason, held or None)
     res = R.HELMRELEASE if obj.get("kind") == "HelmRelease" else R.OCIREPOSITORY
     await ctx.kube.merge_patch(res, meta.get("namespace"), str(meta.get("name")),
                                {"metadata": {"annotations": {BYPASS_RECORDED: reason}}})

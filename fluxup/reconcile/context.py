@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from fluxup.adapters.events import EventRecorder
 from fluxup.adapters.git.base import GitBackend
 from fluxup.adapters.kube import Kube
+from fluxup.adapters.metrics import OperatorMetrics
+from fluxup.adapters.notify import Notifier
 from fluxup.api.managedapp import GitSource
 from fluxup.settings import Settings
 
@@ -35,6 +37,10 @@ class Context:
     events: EventRecorder
     now: Callable[[], dt.datetime] = utcnow
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    #: the operator's metrics; None in tests that do not look at them
+    metrics: OperatorMetrics | None = None
+    #: delivers notices in the background; None when no channel is configured
+    notifier: Notifier | None = None
 
     def lock(self, key: str) -> asyncio.Lock:
         """One lock per object, so a timer and an event never reconcile it at once."""

@@ -20,6 +20,7 @@ from fluxup.api.upgraderequest import TERMINAL_UPGRADE_PHASES
 from fluxup.errors import KubeConflict
 from fluxup.logic.identity import Identity, parse_identity
 from fluxup.logic.snapshots import label_safe
+from fluxup.reconcile.announce import announce_hold
 from fluxup.reconcile.context import Context
 
 __all__ = ["build_hold_request_name", "ensure_request_for_hold"]
@@ -126,4 +127,5 @@ async def ensure_request_for_hold(ctx: Context, obj: Obj) -> str | None:
         "HoldDetected",
         f"FluxUp holds {held.describe()}; created UpgradeRequest {app_ns}/{name}",
     )
+    announce_hold(ctx, obj, f"{app_ns}/{app_name}", held.describe(), f"{app_ns}/{name}")
     return name

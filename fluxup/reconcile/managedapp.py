@@ -35,6 +35,7 @@ from fluxup.errors import FluxUpError
 from fluxup.logic import discovery, yamledit
 from fluxup.logic.identity import GatedKind, determine_desired, parse_identity
 from fluxup.logic.release_record import parse_release_gate
+from fluxup.reconcile.announce import announce_available
 from fluxup.reconcile.context import Context
 from fluxup.reconcile.release_gate import ensure_release_gate, ensure_request_for_record_hold
 
@@ -481,6 +482,7 @@ async def reconcile_managedapp(ctx: Context, obj: Obj) -> None:
         {"status": status},
         sub="status",
     )
+    await announce_available(ctx, obj, app)
     new_ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     if (
         old_ready is None

@@ -37,6 +37,7 @@ from fluxup.errors import (
 from fluxup.logic.upgrade_machine import Route, is_allowed, next_phase, phase_timeout
 from fluxup.reconcile import upgrade_preflight
 from fluxup.reconcile import upgrade_steps as steps
+from fluxup.reconcile.announce import announce_upgrade
 from fluxup.reconcile.context import Context
 from fluxup.reconcile.upgrade_pass import Outcome, Pass, load_app
 
@@ -270,6 +271,7 @@ async def reconcile_upgrade(ctx: Context, obj: Obj) -> bool:
         status = _enter(status, target, app, now)
         if target not in TERMINAL_UPGRADE_PHASES:
             status = dataclasses.replace(status, message=f"{target}")
+        announce_upgrade(ctx, ur, app, phase, status)
     failure_reason = outcome.failure[0] if outcome.failure else None
     status = _summarize(status, ur.metadata.generation, now, failure_reason)
     await _write_status(ctx, obj, status)

@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -56,6 +56,19 @@ class Stack:
     webhook_port: int
     work: Path
     registered: list[dict[str, Any]]
+    #: extra FLUXUP_* settings of the operator (notifications, ...); apply on restart
+    operator_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def metrics_port(self) -> int:
+        return self.sandbox.ports.setdefault("fluxup-metrics", free_port())
+
+    def operator_metrics(self) -> str:
+        """The operator's ``/metrics`` text (its own port, plain HTTP)."""
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10
+        ) as resp:
+            return str(resp.read().decode())
 
     @property
     def certs(self) -> CertFiles:
@@ -81,6 +94,8 @@ class Stack:
             "FLUXUP_ACTIVE_POLL_SECONDS": "0.5",
             "FLUXUP_IDLE_RESYNC_SECONDS": "5",
             "FLUXUP_OPERATOR_USERNAME": OPERATOR_USER,
+            "FLUXUP_METRICS_ADDRESS": f"127.0.0.1:{self.metrics_port}",
+            **self.operator_env,
         }
         start_component(self.sandbox, "fluxup-operator",
                         [sys.executable, "-m", "fluxup", "operator"], io.StringIO(), env=env)

@@ -1,0 +1,52 @@
+"""The Grafana dashboard and the PrometheusRule use only metrics FluxUp exposes."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+from fluxup.adapters.metrics import FleetGauges, HeldGauge, OperatorMetrics
+from webhook.metrics import WebhookMetrics
+
+MONITORING = Path(__file__).resolve().parents[1] / "manifests" / "monitoring"
+NAME = re.compile(r"\bfluxup_[a-z_]+\b")
+
+
+def exposed() -> set[str]:
+    metrics = OperatorMetrics()
+    metrics.observe_operation("upgrade", "failed", 1.0)
+    metrics.observe_scan("success", 1.0)
+    metrics.observe_notification("json", True)
+    metrics.started.labels("ui").inc()
+    metrics.set_fleet(FleetGauges(1, {("a", "b", "chart", "minor"): 1},
+                                  [HeldGauge("HelmRelease", "a", "b", "b", 1.0)],
+                                  {("a", "b"): (1, 1.0, 1.0)}))
+    hook = WebhookMetrics()
+    hook.observe("/mutate", "HelmRelease", "hold", 0.01)
+    text = metrics.render().decode() + hook.render()
+    return {line.split("{")[0].split(" ")[0] for line in text.splitlines()
+            if line and not line.startswith("#")}
+
+
+def used_in(text: str) -> set[str]:
+    return set(NAME.findall(text))
+
+
+def test_dashboard_queries_exposed_metrics() -> None:
+    dashboard = json.loads((MONITORING / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    names = set().union(*(used_in(e) for e in exprs))
+    assert names and names <= exposed(), names - exposed()
+    assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+
+
+def test_alerts_use_exposed_metrics() -> None:
+    rule = yaml.safe_load((MONITORING / "prometheusrule.yaml").read_text())
+    rules = rule["spec"]["groups"][0]["rules"]
+    names = set().union(*(used_in(r["expr"]) for r in rules))
+    assert names <= exposed(), names - exposed()
+    alerts = {r["alert"] for r in rules}
+    assert {"FluxUpReleaseHeldTooLong", "FluxUpUpgradeFailed", "FluxUpWebhookErrors"} <= alerts
