@@ -36,9 +36,11 @@ async def test_scrape_shows_operations_fleet_and_scans() -> None:
     metrics.observe_operation("rollback", "succeeded", None)
     metrics.observe_scan("success", 42.0)
     metrics.observe_notification("json", False)
-    async with serve_metrics(metrics, "127.0.0.1", 0, before_scrape=refresh) as port:
-        async with httpx.AsyncClient() as client:
-            response = await client.get(f"http://127.0.0.1:{port}/metrics")
+    async with (
+        serve_metrics(metrics, "127.0.0.1", 0, before_scrape=refresh) as port,
+        httpx.AsyncClient() as client,
+    ):
+        response = await client.get(f"http://127.0.0.1:{port}/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     got = samples(response.text)

@@ -127,7 +127,8 @@ async def test_ntfy_and_gotify_get_every_notice(receiver: Receiver) -> None:
     gotify = [r for r in receiver.requests if r["path"].startswith("/message")]
     ntfy = [r for r in receiver.requests if not r["path"].startswith("/message")]
     assert len(gotify) == len(ntfy) == len(NoticeKind)
-    assert {json.loads(r["body"])["title"] for r in gotify} == {message(k).title for k in NoticeKind}
+    titles = {json.loads(r["body"])["title"] for r in gotify}
+    assert titles == {message(k).title for k in NoticeKind}
     assert all(b"apps/redis" in r["body"] or "apps/redis" in json.dumps(r["headers"])
                for r in ntfy)
     assert sorted(results) == sorted([("gotify", True), ("ntfy", True)] * len(NoticeKind))
@@ -231,6 +232,7 @@ def test_invalid_url_is_refused_without_showing_it() -> None:
 
 def test_channel_names_hide_credentials() -> None:
     channel = AppriseChannel(f"json://admin:{SECRET}@127.0.0.1:9/hook")
-    assert SECRET not in channel.name and SECRET not in repr(channel)
+    assert SECRET not in channel.name
+    assert SECRET not in repr(channel)
     with pytest.raises(ConfigError):
         FluxEventsChannel("ftp://notification-controller/")
