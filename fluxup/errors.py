@@ -24,6 +24,7 @@ __all__ = [
     "NotAScalarError",
     "PushRejectedError",
     "SandboxError",
+    "TransitionError",
     "UnsupportedYamlError",
     "VersionRangeError",
     "YamlEditError",
@@ -32,6 +33,11 @@ __all__ = [
 
 class FluxUpError(Exception):
     """Base of every error FluxUp raises on purpose."""
+
+
+class TransitionError(FluxUpError):
+    """A state machine was asked for a transition its table does not list: a bug in
+    FluxUp, never the user's doing; the object is left in its current phase."""
 
 
 class ConfigError(FluxUpError):

@@ -21,9 +21,8 @@ __all__ = [
     "request_retry",
 ]
 
-REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
-#: helm-controller resets its failure counters when this equals ``requestedAt``.
-RESET_AT = "reconcile.fluxcd.io/resetAt"
+REQUESTED_AT = ann.REQUESTED_AT
+RESET_AT = ann.RESET_AT
 
 
 def _now_text() -> str:

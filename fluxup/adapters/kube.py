@@ -3,8 +3,9 @@
 Used by the reconcilers (and the UI) for every API call. Objects are plain dicts
 addressed by :class:`Resource` (group, version, plural), so CRDs of any served version
 (Flux, VolumeSnapshots, FluxUp's own) need no generated classes. Library exceptions are
-translated into :mod:`fluxup.errors` here and nowhere else; messages never contain
-request bodies (which can hold secrets).
+translated into :mod:`fluxup.errors` here and nowhere else — API errors by status code,
+transport errors (timeouts, connection resets) as :class:`~fluxup.errors.KubeError` —
+and messages never contain request bodies (which can hold secrets).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
 
+import aiohttp
 from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -115,9 +117,12 @@ def _translate(exc: ApiException, what: str) -> KubeError:
 class KubeApi:
     """:class:`Kube` over a ``kubernetes_asyncio`` :class:`ApiClient`."""
 
-    def __init__(self, api: ApiClient, manager: str = "fluxup-operator") -> None:
+    def __init__(
+        self, api: ApiClient, manager: str = "fluxup-operator", timeout: float = 30.0
+    ) -> None:
         self._api = api
         self._manager = manager
+        self._timeout = timeout  # per request: a stuck connection never stalls a reconcile
 
     async def _call(
         self,
@@ -139,9 +144,15 @@ class KubeApi:
                 response_types_map={200: "object", 201: "object", 202: "object"},
                 auth_settings=["BearerToken"],
                 _return_http_data_only=True,
+                _request_timeout=self._timeout,
             )
         except ApiException as exc:
             raise _translate(exc, what) from None
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            # timeouts, resets, refused connections: retried like any other API error
+            raise KubeError(
+                f"{what}: the API server could not be reached ({type(exc).__name__})"
+            ) from None
         return result if isinstance(result, dict) else {}
 
     async def get(self, res: Resource, namespace: str | None, name: str) -> Obj:

@@ -23,6 +23,8 @@ __all__ = [
     "RELEASE_GATE",
     "RELEASE_KEY_LABEL",
     "RELEASE_RECORDS_NAMESPACE_LABEL",
+    "REQUESTED_AT",
+    "RESET_AT",
     "UPGRADE_REQUEST",
 ]
 
@@ -84,3 +86,8 @@ RELEASE_RECORDS_NAMESPACE_LABEL: Final = "fluxup.dev/release-records"
 
 #: ManagedApp metadata only the operator may write.
 OPERATOR_ONLY_APP_ANNOTATIONS: Final = (RELEASE_GATE, RELEASE_APPROVED)
+
+#: Flux's documented "reconcile now" annotation (any Flux object).
+REQUESTED_AT: Final = "reconcile.fluxcd.io/requestedAt"
+#: helm-controller resets its failure counters when this equals ``requestedAt``.
+RESET_AT: Final = "reconcile.fluxcd.io/resetAt"

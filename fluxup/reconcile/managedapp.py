@@ -33,10 +33,13 @@ from fluxup.api.managedapp import (
 from fluxup.api.meta import ImageTag, WorkloadKind
 from fluxup.errors import FluxUpError
 from fluxup.logic import discovery, yamledit
+from fluxup.logic.hold_requests import HoldState
 from fluxup.logic.identity import GatedKind, determine_desired, parse_identity
 from fluxup.logic.release_record import parse_release_gate
 from fluxup.reconcile.announce import announce_available
+from fluxup.reconcile.bypass import record_bypass
 from fluxup.reconcile.context import Context
+from fluxup.reconcile.holds import ensure_hold_handled
 from fluxup.reconcile.release_gate import ensure_release_gate, ensure_request_for_record_hold
 
 __all__ = ["HELD", "SNAPSHOT_CAPABLE", "reconcile_managedapp"]
@@ -142,7 +145,27 @@ async def _chart_source(ctx: Context, hr: Obj, seen: _Observed) -> Obj | None:
     return obj if source.kind == "OCIRepository" else None
 
 
-def _gating(hr: Obj, oci: Obj | None, recorded: bool, seen: _Observed) -> None:
+async def _ensure_holds_handled(
+    ctx: Context, app_obj: Obj, hr: Obj, oci: Obj | None
+) -> list[str]:
+    """Level-triggered twin of the hold and bypass watch reactions: every unapproved
+    hold on the app's release or chart source has a request, every bypass is audited.
+    Returns what the user must know about holds whose request has ended."""
+    name = app_obj["metadata"]["name"]
+    notes = []
+    for obj in (hr, oci):
+        if obj is None or _labels(obj).get(ann.MANAGED_APP_LABEL) != name:
+            continue  # a shared OCIRepository's hold belongs to the app it is labelled for
+        handling = await ensure_hold_handled(ctx, app_obj, obj)
+        if handling is not None and handling.state is HoldState.ENDED:
+            notes.append(handling.message)
+        await record_bypass(ctx, obj)
+    return notes
+
+
+def _gating(
+    hr: Obj, oci: Obj | None, recorded: bool, seen: _Observed, notes: list[str]
+) -> None:
     desired = determine_desired(GatedKind.HELM_RELEASE, hr)
     ungated = list(desired.ungated)
     if discovery.determine_chart_source(hr) and (hr.get("spec") or {}).get("chartRef"):
@@ -188,7 +211,7 @@ def _gating(hr: Obj, oci: Obj | None, recorded: bool, seen: _Observed) -> None:
         HELD,
         bool(held),
         "Held" if held else "NotHeld",
-        "holding " + ", ".join(held) if held else "nothing held",
+        "; ".join(["holding " + ", ".join(held), *notes]) if held else "nothing held",
     )
 
 
@@ -450,10 +473,12 @@ async def reconcile_managedapp(ctx: Context, obj: Obj) -> None:
         )
     else:
         oci = await _chart_source(ctx, hr, seen)
+        notes: list[str] = []
         if not app.spec.suspend:
             await _ensure_gate_metadata(ctx, app, hr, oci)
             recorded = await ensure_release_gate(ctx, obj, app, hr)
             await ensure_request_for_record_hold(ctx, obj, app, hr)
+            notes = await _ensure_holds_handled(ctx, obj, hr, oci)
         else:
             recorded = parse_release_gate(obj) is not None
         chart_spec = ((hr.get("spec") or {}).get("chart") or {}).get("spec") or {}
@@ -468,7 +493,7 @@ async def reconcile_managedapp(ctx: Context, obj: Obj) -> None:
             )
         )
         _current(app, hr, seen)
-        _gating(hr, oci, recorded, seen)
+        _gating(hr, oci, recorded, seen, notes)
         await _git(ctx, app, hr, seen)
         await _volumes(ctx, app, hr, seen)
     old_ready = next((c for c in app.status.conditions if c.type == ConditionType.READY), None)

@@ -17,8 +17,8 @@ import logging
 from typing import Any
 
 from fluxup.adapters.kube import Obj, R
-from fluxup.api.conditions import Condition, ConditionStatus, ConditionType, Reason, set_condition
-from fluxup.api.managedapp import ManagedApp, Timeouts
+from fluxup.api.conditions import Reason
+from fluxup.api.managedapp import ManagedApp
 from fluxup.api.upgraderequest import (
     TERMINAL_UPGRADE_PHASES,
     UpgradePhase,
@@ -29,12 +29,14 @@ from fluxup.errors import (
     FluxUpError,
     GitAuthError,
     GitConflictError,
+    InvalidObjectError,
     KubeConflict,
     KubeNotFound,
     PushRejectedError,
     YamlEditError,
 )
-from fluxup.logic.upgrade_machine import Route, is_allowed, next_phase, phase_timeout
+from fluxup.logic.upgrade_machine import Route, next_phase
+from fluxup.logic.upgrade_status import enter_phase, summarize_upgrade
 from fluxup.reconcile import upgrade_preflight
 from fluxup.reconcile import upgrade_steps as steps
 from fluxup.reconcile.announce import announce_upgrade
@@ -66,18 +68,6 @@ _ACTIONS = {
 }
 
 
-def _deadline(
-    phase: UpgradePhase, timeouts: Timeouts, health: dt.timedelta, now: dt.datetime
-) -> dt.datetime | None:
-    name = phase_timeout(phase)
-    if name is None:
-        return None
-    if name == "healthCheck":
-        return now + health
-    limit: dt.timedelta = getattr(timeouts, name).to_timedelta()
-    return now + limit
-
-
 def _route(ur: UpgradeRequest, app: ManagedApp | None) -> Route:
     snapshots = bool(app and app.spec.volume_snapshots.enabled and not ur.spec.skip_snapshot)
     quiesce = bool(app and app.spec.quiesce.enabled)
@@ -86,68 +76,13 @@ def _route(ur: UpgradeRequest, app: ManagedApp | None) -> Route:
     )
 
 
-def _summarize(
-    status: UpgradeRequestStatus,
-    generation: int | None,
-    now: dt.datetime,
-    failure_reason: str | None = None,
-) -> UpgradeRequestStatus:
-    """Ready/Reconciling/Stalled from the phase; the only place that writes Ready."""
-    phase = status.phase or P.PENDING
-    message = status.message or str(phase)
-    ready: tuple[ConditionStatus, str]
-    if phase is P.SUCCEEDED:
-        ready = (ConditionStatus.TRUE, Reason.SUCCEEDED)
-    elif phase is P.FAILED:
-        ready = (ConditionStatus.FALSE, failure_reason or Reason.FAILED)
-    else:
-        ready = (ConditionStatus.FALSE, Reason.QUEUED if phase is P.QUEUED else Reason.PROGRESSING)
-    conditions = set_condition(
-        status.conditions,
-        Condition(ConditionType.READY, ready[0], ready[1], message, now, generation),
-    )
-    in_flight = phase not in TERMINAL_UPGRADE_PHASES
-    conditions = set_condition(
-        conditions,
-        Condition(
-            ConditionType.RECONCILING,
-            ConditionStatus.TRUE if in_flight else ConditionStatus.FALSE,
-            Reason.PROGRESSING if in_flight else ready[1],
-            message,
-            now,
-            generation,
-        ),
-    )
-    conditions = set_condition(
-        conditions,
-        Condition(
-            ConditionType.STALLED,
-            ConditionStatus.TRUE if phase is P.FAILED else ConditionStatus.FALSE,
-            Reason.FAILED if phase is P.FAILED else Reason.PROGRESSING,
-            message,
-            now,
-            generation,
-        ),
-    )
-    return dataclasses.replace(status, conditions=conditions, observed_generation=generation)
-
-
 def _enter(
     status: UpgradeRequestStatus, phase: UpgradePhase, app: ManagedApp | None, now: dt.datetime
 ) -> UpgradeRequestStatus:
-    current = status.phase or P.PENDING
-    if phase is not current and not is_allowed(current, phase):
-        raise AssertionError(f"transition {current} -> {phase} is not in the table")
-    timeouts = app.spec.timeouts if app else Timeouts()
-    health = app.spec.health_check.timeout.to_timedelta() if app else dt.timedelta(minutes=5)
-    done = phase in TERMINAL_UPGRADE_PHASES
-    return dataclasses.replace(
-        status,
-        phase=phase,
-        phase_started_at=now,
-        deadline=_deadline(phase, timeouts, health, now),
-        completed_at=now if done else None,
-        started_at=status.started_at or now,
+    if app is None:
+        return enter_phase(status, phase, now)
+    return enter_phase(
+        status, phase, now, app.spec.timeouts, app.spec.health_check.timeout.to_timedelta()
     )
 
 
@@ -218,7 +153,15 @@ async def reconcile_upgrade(ctx: Context, obj: Obj) -> bool:
         return False
     await _ensure_finalizer(ctx, obj)
     now = ctx.now()
-    app = await load_app(ctx, ur)
+    app_name = ur.spec.managed_app_ref.name
+    try:
+        app = await load_app(ctx, ur)
+        unusable = None if app is not None else (
+            f"ManagedApp {app_name} not found in namespace {ur.metadata.namespace}; "
+            "create it and a new request, or delete this one"
+        )
+    except InvalidObjectError as exc:
+        app, unusable = None, f"ManagedApp {app_name} cannot be read ({exc})"
     if status.phase is None:
         status = _enter(status, P.PENDING, app, now)
     if status.deadline and now > status.deadline:
@@ -227,12 +170,7 @@ async def reconcile_upgrade(ctx: Context, obj: Obj) -> bool:
             f"{phase} did not finish before its deadline ({status.deadline:%Y-%m-%dT%H:%M:%SZ})",
         )
     elif app is None:
-        outcome = Outcome.failed(
-            Reason.PREFLIGHT_FAILED,
-            f"ManagedApp {ur.spec.managed_app_ref.name} not found in "
-            f"namespace {ur.metadata.namespace}; create it or delete "
-            "this request",
-        )
+        outcome = Outcome.failed(Reason.PREFLIGHT_FAILED, unusable or "no ManagedApp")
     else:
         try:
             outcome = await _ACTIONS[phase](Pass(ctx, obj, ur, app, status))
@@ -258,6 +196,8 @@ async def reconcile_upgrade(ctx: Context, obj: Obj) -> bool:
         status = dataclasses.replace(status, message=message)
         if app is not None:
             await steps.finish(Pass(ctx, obj, ur, app, status), succeeded=False)
+        else:  # nothing to undo that FluxUp can read; never leave the app locked
+            await steps.free_app_lock(ctx, ur.metadata.namespace or "", app_name, ur)
         target = P.FAILED
         await ctx.events.record(obj, str(reason), message, warning=True)
     elif outcome.goto is not None:
@@ -273,7 +213,7 @@ async def reconcile_upgrade(ctx: Context, obj: Obj) -> bool:
             status = dataclasses.replace(status, message=f"{target}")
         announce_upgrade(ctx, ur, app, phase, status)
     failure_reason = outcome.failure[0] if outcome.failure else None
-    status = _summarize(status, ur.metadata.generation, now, failure_reason)
+    status = summarize_upgrade(status, ur.metadata.generation, now, failure_reason)
     await _write_status(ctx, obj, status)
     if status.phase in TERMINAL_UPGRADE_PHASES:
         await _drop_finalizer(ctx, obj)  # a finished request holds nothing to undo

@@ -163,9 +163,8 @@ async def git_changes(p: Pass, target: Identity) -> dict[str, tuple[str, str]]:
     new = _render_edit(p, current.text, git_source.file, target, hr_name, hr_namespace)
     if new != current.text:
         changes[git_source.file] = (current.text, new)
-    if p.via_chart_ref and target.version:
-        source = p.app.status.chart_source
-        assert source is not None
+    source = p.app.status.chart_source
+    if p.via_chart_ref and target.version and source is not None:
         for path in await git.list_files(git_source.path or ""):
             if not path.endswith((".yaml", ".yml")):
                 continue

@@ -27,14 +27,11 @@ from fluxup.api.upgraderequest import (
     UpgradePhase,
     UpgradeRequest,
 )
-from fluxup.errors import KubeConflict
+from fluxup.errors import FluxUpError, InvalidObjectError, KubeConflict
 from fluxup.logic import commitmsg, snapshots
-from fluxup.logic.identity import (
-    GatedKind,
-    determine_desired,
-    normalize_chart_version,
-    parse_identity,
-)
+from fluxup.logic.health import determine_workload_health
+from fluxup.logic.helm_status import HelmState, determine_helm_progress
+from fluxup.logic.identity import GatedKind, determine_desired, parse_identity
 from fluxup.logic.identity import Identity as GateIdentity
 from fluxup.logic.rollback_plan import build_previous_identity_annotation
 from fluxup.logic.targets import to_gate
@@ -65,6 +62,7 @@ __all__ = [
     "await_upgrade",
     "commit",
     "finish",
+    "free_app_lock",
     "health_check",
     "prune_snapshots",
     "quiesce",
@@ -75,18 +73,6 @@ __all__ = [
 
 UPGRADE_REQUEST_KIND = UPGRADE_REQUEST.kind
 
-UPGRADE_FAILURE_REASONS = frozenset(
-    {
-        "UpgradeFailed",
-        "InstallFailed",
-        "RetriesExceeded",
-        "RollbackSucceeded",
-        "UninstallSucceeded",
-        "TestFailed",
-        "ArtifactFailed",
-        "InitFailed",
-    }
-)
 
 
 # --- Pending / Queued ---------------------------------------------------------------
@@ -98,6 +84,12 @@ async def acquire(p: Pass) -> Outcome:
     app_obj = await kube.get(R.MANAGEDAPP, p.app.metadata.namespace, p.app.metadata.name)
     active = (app_obj.get("status") or {}).get("activeRequest") or {}
     mine = {"kind": RequestKind.UPGRADE_REQUEST.value, "name": p.ur.metadata.name}
+    if (app_obj.get("spec") or {}).get("suspend") and active != mine:
+        message = (f"ManagedApp {p.app.metadata.name} is suspended (spec.suspend); this "
+                   "request waits until it is resumed")
+        if p.status.phase is UpgradePhase.QUEUED:
+            return Outcome.waiting(message)
+        return Outcome(goto=UpgradePhase.QUEUED, message=message)
     if active and active != mine:
         holder_res = (
             R.UPGRADEREQUEST if active.get("kind") == "UpgradeRequest" else R.ROLLBACKREQUEST
@@ -132,7 +124,11 @@ async def acquire(p: Pass) -> Outcome:
 async def commit(p: Pass) -> Outcome:
     """Commit the bump to Git once (found again by its trailer), then ask Flux to apply."""
     git_source = p.app.status.git
-    assert git_source is not None
+    if git_source is None:
+        raise FluxUpError(
+            f"ManagedApp {p.app.metadata.name} has no Git source yet (status.git); "
+            "check its Discovered condition"
+        )
     git = await p.ctx.open_git(git_source, p.app.metadata.namespace or "")
     sha = await git.find_commit(commitmsg.TRAILER_UPGRADE_REQUEST, p.request_id)
     target = p.target()
@@ -366,52 +362,18 @@ async def _approve(p: Pass, res: Resource, obj: Obj, part: GateIdentity) -> None
 
 
 async def await_upgrade(p: Pass) -> Outcome:
-    """Wait for helm-controller to report Ready for the new version, generation current."""
+    """Wait for helm-controller to report Ready for the new version, generation current;
+    a failed attempt ends the request only once helm-controller's remediation gave up."""
     hr = await helm_release(p)
     if hr is None:
         return Outcome.failed(Reason.UPGRADE_FAILED, "HelmRelease disappeared during upgrade")
-    status = hr.get("status") or {}
-    reset = annotation(hr, flux.RESET_AT)
-    if reset and status.get("lastHandledResetAt") != reset:
-        return Outcome.waiting("waiting for helm-controller to take up the release")
-    current_gen = status.get("observedGeneration") == hr["metadata"].get("generation")
-    history = status.get("history") or []
-    latest = history[0] if history else {}
     target = p.target()
-    version_ok = True
-    if target.version:
-        # charts from OCI carry the artifact digest as build metadata: 1.1.0+c90e84779b40
-        running = str(latest.get("chartVersion", "")).split("+", 1)[0]
-        version_ok = normalize_chart_version(running) == normalize_chart_version(
-            target.version.split("+", 1)[0]
-        )
-    conditions = {c.get("type"): c for c in status.get("conditions") or []}
-    ready = conditions.get("Ready") or {}
-    stalled = conditions.get("Stalled") or {}
-    if (
-        current_gen
-        and ready.get("status") == "True"
-        and version_ok
-        and latest.get("status", "deployed") == "deployed"
-    ):
+    progress = determine_helm_progress(hr, target.version)
+    if progress.state is HelmState.RELEASED:
         return Outcome.finished(f"helm-controller released {to_gate(target).describe()}")
-    # helm-controller may leave status.observedGeneration behind on a failed attempt;
-    # its conditions carry the generation they describe
-    generation = hr["metadata"].get("generation")
-    failed_now = current_gen or ready.get("observedGeneration") == generation
-    if failed_now and (
-        stalled.get("status") == "True"
-        or (ready.get("status") == "False" and ready.get("reason") in UPGRADE_FAILURE_REASONS)
-    ):
-        reason = ready.get("reason") or stalled.get("reason")
-        return Outcome.failed(
-            Reason.UPGRADE_FAILED,
-            f"helm-controller: {reason}: {ready.get('message') or ''}".strip(),
-        )
-    return Outcome.waiting(
-        f"waiting for helm-controller: {ready.get('reason', 'Progressing')}"
-        f" {ready.get('message', '')}".strip()
-    )
+    if progress.state is HelmState.FAILED:
+        return Outcome.failed(Reason.UPGRADE_FAILED, progress.message)
+    return Outcome.waiting(progress.message)
 
 
 # --- HealthChecking -----------------------------------------------------------------
@@ -425,18 +387,9 @@ async def health_check(p: Pass) -> Outcome:
         obj = await kube.find(_workload_res(wl.kind), wl.namespace, wl.name)
         if obj is None:
             continue
-        spec, st = obj.get("spec") or {}, obj.get("status") or {}
-        want = 1 if spec.get("replicas") is None else int(spec["replicas"])
-        ok = (
-            st.get("observedGeneration") == obj["metadata"].get("generation")
-            and int(st.get("readyReplicas") or 0) >= want
-            and int(
-                st.get("updatedReplicas") or (want if wl.kind is WorkloadKind.STATEFUL_SET else 0)
-            )
-            >= want
-        )
-        if not ok:
-            waiting.append(f"{wl.kind}/{wl.name} {st.get('readyReplicas') or 0}/{want}")
+        health = determine_workload_health(obj, stateful=wl.kind is WorkloadKind.STATEFUL_SET)
+        if not health.ready:
+            waiting.append(f"{wl.kind}/{wl.name} {health.ready_replicas}/{health.wanted}")
     if waiting:
         return Outcome.waiting("waiting for workloads: " + ", ".join(waiting))
     check = p.app.spec.health_check.http
@@ -484,15 +437,25 @@ async def finish(p: Pass, succeeded: bool) -> None:
         await prune_snapshots(p)
 
 
-async def _free_lock(p: Pass, succeeded: bool | None) -> None:
-    kube = p.ctx.kube
-    app_obj = await kube.find(R.MANAGEDAPP, p.app.metadata.namespace, p.app.metadata.name)
+async def free_app_lock(
+    ctx: Context, namespace: str, app_name: str, ur: UpgradeRequest, extra: Obj | None = None
+) -> None:
+    """Clear ``status.activeRequest`` of the app if ``ur`` holds it (read raw, so an app
+    FluxUp cannot parse is never left locked), together with the ``extra`` status fields."""
+    app_obj = await ctx.kube.find(R.MANAGEDAPP, namespace, app_name)
     if app_obj is None:
         return
-    patch: dict[str, Any] = {}
+    patch: dict[str, Any] = dict(extra or {})
     active = (app_obj.get("status") or {}).get("activeRequest") or {}
-    if active.get("name") == p.ur.metadata.name and active.get("kind") == "UpgradeRequest":
+    if active.get("name") == ur.metadata.name and active.get("kind") == "UpgradeRequest":
         patch["activeRequest"] = None
+    if patch:
+        await ctx.kube.merge_patch(R.MANAGEDAPP, namespace, app_name, {"status": patch},
+                                   sub="status")
+
+
+async def _free_lock(p: Pass, succeeded: bool | None) -> None:
+    extra: dict[str, Any] = {}
     if succeeded is not None and not p.ur.spec.dry_run:
         now = p.ctx.now()
         last = LastUpgrade(
@@ -503,15 +466,9 @@ async def _free_lock(p: Pass, succeeded: bool | None) -> None:
             started_at=p.status.started_at,
             completed_at=now,
         )
-        patch["lastUpgrade"] = encode(last)
-    if patch:
-        await kube.merge_patch(
-            R.MANAGEDAPP,
-            p.app.metadata.namespace,
-            p.app.metadata.name,
-            {"status": patch},
-            sub="status",
-        )
+        extra["lastUpgrade"] = encode(last)
+    await free_app_lock(p.ctx, p.app.metadata.namespace or "", p.app.metadata.name or "", p.ur,
+                        extra)
 
 
 async def prune_snapshots(p: Pass) -> list[str]:
@@ -542,8 +499,13 @@ async def prune_snapshots(p: Pass) -> list[str]:
 
 async def undo(ctx: Context, ur: UpgradeRequest) -> None:
     """A request deleted in flight: give writers their replicas back and free the lock."""
-    app = await load_app(ctx, ur)
-    if app is None:
+    app_name = ur.spec.managed_app_ref.name
+    try:
+        app = await load_app(ctx, ur)
+    except InvalidObjectError:
+        app = None
+    if app is None:  # nothing FluxUp can read to undo; never leave the app locked
+        await free_app_lock(ctx, ur.metadata.namespace or "", app_name, ur)
         return
     p = Pass(ctx, {}, ur, app, ur.status)
     if ur.status.phase not in (
@@ -553,4 +515,5 @@ async def undo(ctx: Context, ur: UpgradeRequest) -> None:
     ):
         await _restore_replicas(p)
     await end_release_approval(ctx, p.namespace, app.metadata.name or "", _request_ref(p), False)
-    await _free_lock(p, None)
+    # recorded as failed, so the hold of its target is not silently re-run (holds.py)
+    await _free_lock(p, False if ur.status.target_identity is not None else None)

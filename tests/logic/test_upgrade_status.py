@@ -1,4 +1,4 @@
-"""The UpgradeRequest reconciler's pure helpers: the condition summary (the only writer of
+"""An UpgradeRequest's status, computed: the condition summary (the only writer of
 ``Ready``) and phase entry (transition check, deadlines, timestamps)."""
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ from fluxup.api.conditions import (
 )
 from fluxup.api.managedapp import ManagedApp
 from fluxup.api.upgraderequest import UpgradePhase, UpgradeRequestStatus
-from fluxup.reconcile.upgrade import _enter, _summarize
+from fluxup.errors import TransitionError
+from fluxup.logic.upgrade_status import enter_phase, summarize_upgrade
+
+_summarize = summarize_upgrade
 
 P = UpgradePhase
 T = ConditionStatus.TRUE
@@ -40,6 +43,16 @@ def managed_app(spec: dict[str, Any] | None = None) -> ManagedApp:
             "metadata": {"name": "podinfo", "namespace": "apps"},
             "spec": {"helmReleaseRef": {"name": "podinfo"}, **(spec or {})},
         }
+    )
+
+
+def _enter(
+    status: UpgradeRequestStatus, phase: UpgradePhase, app: ManagedApp | None, now: dt.datetime
+) -> UpgradeRequestStatus:
+    if app is None:
+        return enter_phase(status, phase, now)
+    return enter_phase(
+        status, phase, now, app.spec.timeouts, app.spec.health_check.timeout.to_timedelta()
     )
 
 
@@ -272,5 +285,5 @@ def test_enter_refuses_transitions_not_in_the_table(
 ) -> None:
     status = UpgradeRequestStatus(phase=current)
     shown = current or P.PENDING
-    with pytest.raises(AssertionError, match=f"transition {shown} -> {phase} is not in the"):
+    with pytest.raises(TransitionError, match=f"transition {shown} -> {phase} is not in the"):
         _enter(status, phase, managed_app(), T1)

@@ -1,0 +1,38 @@
+"""Is a workload rolled out and ready? The arithmetic of the HealthChecking phase.
+
+:func:`determine_workload_health` reads a Deployment or StatefulSet object: the
+controller has observed its current generation, and at least ``spec.replicas``
+(default 1) pods are ready and updated to the new spec. Called by
+:mod:`fluxup.reconcile.upgrade_steps`. Pure; no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["WorkloadHealth", "determine_workload_health"]
+
+
+@dataclass(frozen=True)
+class WorkloadHealth:
+    ready: bool
+    ready_replicas: int
+    wanted: int
+
+
+def determine_workload_health(obj: Mapping[str, Any], stateful: bool) -> WorkloadHealth:
+    """Readiness of one workload object (``stateful``: a StatefulSet, whose controller
+    may omit ``updatedReplicas`` once every pod runs the current revision)."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    wanted = 1 if spec.get("replicas") is None else int(spec["replicas"])
+    ready = int(status.get("readyReplicas") or 0)
+    updated = status.get("updatedReplicas")
+    updated_count = int(updated) if updated is not None else (wanted if stateful else 0)
+    observed = status.get("observedGeneration") == (obj.get("metadata") or {}).get("generation")
+    return WorkloadHealth(
+        ready=observed and ready >= wanted and updated_count >= wanted,
+        ready_replicas=ready,
+        wanted=wanted,
+    )

@@ -1,0 +1,127 @@
+"""The ManagedApp reconciler against the in-memory API server: its timer re-derives
+"held but no live request" and fixes it (a missed event or a failed call never strands a
+hold), audits bypasses, and tells the user when a hold's request has ended."""
+
+from __future__ import annotations
+
+import pytest
+
+from fluxup.adapters.kube import R
+from fluxup.api import annotations as ann
+from fluxup.errors import KubeError
+from fluxup.logic.hold_requests import build_hold_request_name
+from fluxup.logic.identity import Identity
+from fluxup.reconcile.bypass import BYPASS_RECORDED
+from fluxup.reconcile.holds import ensure_request_for_hold
+from fluxup.reconcile.managedapp import reconcile_managedapp
+from tests.reconcile.world import APP, NS, World
+
+HOLD_NAME = build_hold_request_name(APP, Identity(chart="1.1.0"))
+
+
+@pytest.fixture
+def world() -> World:
+    w = World()
+    w.seed()
+    return w
+
+
+async def reconcile(world: World) -> None:
+    await reconcile_managedapp(world.ctx, world.get(R.MANAGEDAPP, APP))
+
+
+def requests(world: World) -> list[str]:
+    return [r["metadata"]["name"] for r in world.kube.all(R.UPGRADEREQUEST, NS)]
+
+
+def held_condition(world: World) -> dict[str, str]:
+    status = world.get(R.MANAGEDAPP, APP)["status"]
+    return next(c for c in status["conditions"] if c["type"] == "Held")
+
+
+def events(world: World, reason: str) -> list[str]:
+    return [e["message"] for e in world.kube.all(R.EVENT) if e["reason"] == reason]
+
+
+async def test_the_timer_creates_the_request_a_failed_watch_reaction_missed(
+    world: World,
+) -> None:
+    world.gate_holds("1.1.0")
+    world.kube.fail("create", KubeError("create upgraderequests: connection reset"))
+    with pytest.raises(KubeError):  # the watch reaction fails; kopf does not retry events
+        await ensure_request_for_hold(world.ctx, world.get(R.HELMRELEASE, APP))
+    assert requests(world) == []
+    await reconcile(world)  # the next timer tick
+    assert requests(world) == [HOLD_NAME]
+    ur = world.get(R.UPGRADEREQUEST, HOLD_NAME)
+    assert ur["spec"] == {"managedAppRef": {"name": APP}, "origin": "git",
+                          "targetVersion": "1.1.0"}
+    assert len(events(world, "HoldDetected")) == 1
+    await reconcile(world)
+    assert requests(world) == [HOLD_NAME]  # never a second one
+    assert len(events(world, "HoldDetected")) == 1
+    assert held_condition(world)["message"] == "holding HelmRelease 1.1.0"
+
+
+async def test_a_suspended_app_starts_nothing(world: World) -> None:
+    app = world.get(R.MANAGEDAPP, APP)
+    app["spec"]["suspend"] = True
+    world.kube.put(R.MANAGEDAPP, app)
+    world.gate_holds("1.1.0")
+    await reconcile(world)
+    assert requests(world) == []
+
+
+async def test_a_hold_whose_request_failed_is_not_rerun(world: World) -> None:
+    world.gate_holds("1.1.0")
+    world.request("ui-1", targetVersion="1.1.0", origin="ui")
+    ur = world.get(R.UPGRADEREQUEST, "ui-1")
+    ur["status"] = {"phase": "Failed", "message": "snapshot failed: quota",
+                    "gitCommit": "abc123"}
+    world.kube.put(R.UPGRADEREQUEST, ur)
+    await reconcile(world)
+    assert requests(world) == ["ui-1"]
+    message = held_condition(world)["message"]
+    assert message.startswith("holding HelmRelease 1.1.0; UpgradeRequest ui-1 for 1.1.0 "
+                              "failed (snapshot failed: quota)")
+    assert "create a new UpgradeRequest to try again" in message
+    world.request("ui-2", targetVersion="1.1.0", origin="ui")  # the user retries
+    await reconcile(world)
+    assert requests(world) == ["ui-1", "ui-2"]
+    assert held_condition(world)["message"] == "holding HelmRelease 1.1.0"
+
+
+async def test_an_approved_hold_needs_no_request(world: World) -> None:
+    world.gate_holds("1.1.0")
+    hr = world.get(R.HELMRELEASE, APP)
+    hr["metadata"]["annotations"][ann.APPROVED] = hr["metadata"]["annotations"][ann.HELD]
+    world.kube.put(R.HELMRELEASE, hr)
+    await reconcile(world)
+    assert requests(world) == []
+
+
+async def test_a_bypass_is_audited_once_by_the_timer(world: World) -> None:
+    hr = world.get(R.HELMRELEASE, APP)
+    hr["metadata"]["annotations"] = {ann.BYPASS: "INC-7 restore now"}
+    world.kube.put(R.HELMRELEASE, hr)
+    await reconcile(world)
+    await reconcile(world)
+    assert len(events(world, "GateBypassed")) == 1
+    assert "INC-7 restore now" in events(world, "GateBypassed")[0]
+    notes = world.get(R.HELMRELEASE, APP)["metadata"]["annotations"]
+    assert notes[BYPASS_RECORDED] == "INC-7 restore now"
+
+
+async def test_status_is_written_once_per_pass_with_discovery(world: World) -> None:
+    before = len([c for c in world.kube.calls if c[:2] == ("merge_patch", "managedapps")])
+    await reconcile(world)
+    status_writes = [c for c in world.kube.calls if c[:2] == ("merge_patch", "managedapps")]
+    # the release-gate annotation (metadata) and one status write
+    assert len(status_writes) - before == 2
+    status = world.get(R.MANAGEDAPP, APP)["status"]
+    assert status["currentVersion"] == "1.0.0"
+    assert status["observedGeneration"] == 1
+    discovered = next(c for c in status["conditions"] if c["type"] == "Discovered")
+    assert discovered["reason"] == "KustomizationNotFound"
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False"

@@ -1,0 +1,192 @@
+"""The UpgradeRequest reconciler, pass by pass, against the in-memory API server: the
+route a request takes, what each phase action changes, and the ways a request ends."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from fluxup.adapters.kube import R
+from fluxup.api import annotations as ann
+from fluxup.errors import KubeError
+from fluxup.reconcile.upgrade import FINALIZER, reconcile_upgrade
+from tests.reconcile.world import APP, NS, World, chart_repo
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[World]:
+    async for url in chart_repo():
+        w = World(repo_url=url)
+        w.seed()
+        yield w
+
+
+async def run(world: World, name: str, passes: int = 1) -> list[str | None]:
+    """Run ``passes`` passes; the phases seen after each."""
+    seen = []
+    for _ in range(passes):
+        await reconcile_upgrade(world.ctx, world.get(R.UPGRADEREQUEST, name))
+        seen.append(world.phase(name))
+    return seen
+
+
+async def test_a_git_hold_is_snapshotted_released_and_checked(world: World) -> None:
+    world.gate_holds("1.1.0")
+    world.request("hold", targetVersion="1.1.0", origin="git")
+    route = await run(world, "hold", 3)
+    assert route == ["Preflight", "AwaitingApply", "Snapshotting"]
+    ur = world.get(R.UPGRADEREQUEST, "hold")
+    assert FINALIZER in ur["metadata"]["finalizers"]
+    assert world.get(R.MANAGEDAPP, APP)["status"]["activeRequest"] == {
+        "kind": "UpgradeRequest", "name": "hold"}
+    checks = {c["name"]: c["result"] for c in ur["status"]["preflight"]}
+    assert checks["target-version-exists"] == "Passed"
+
+    assert await run(world, "hold") == ["Snapshotting"]  # the snapshot is not ready yet
+    snaps = world.kube.all(R.SNAPSHOT, NS)
+    assert [s["spec"]["source"]["persistentVolumeClaimName"] for s in snaps] == ["data-web-0"]
+    assert world.get(R.HELMRELEASE, APP)["spec"]["suspend"] is True  # still held
+
+    world.snapshots_ready()
+    assert await run(world, "hold") == ["Releasing"]
+    assert await run(world, "hold") == ["Upgrading"]
+    hr = world.get(R.HELMRELEASE, APP)
+    assert hr["spec"]["suspend"] is False
+    assert hr["metadata"]["annotations"][ann.APPROVED] == hr["metadata"]["annotations"][ann.HELD]
+    assert await run(world, "hold") == ["Upgrading"]  # helm-controller has not acted yet
+
+    world.helm_releases("1.1.0")
+    assert await run(world, "hold", 2) == ["HealthChecking", "Succeeded"]
+    ur = world.get(R.UPGRADEREQUEST, "hold")
+    assert FINALIZER not in (ur["metadata"].get("finalizers") or [])
+    ready = next(c for c in ur["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "Succeeded")
+    app = world.get(R.MANAGEDAPP, APP)["status"]
+    assert "activeRequest" not in app
+    assert (app["lastUpgrade"]["phase"], app["lastUpgrade"]["toVersion"]) == ("Succeeded", "1.1.0")
+
+
+async def test_a_second_request_queues_behind_the_first(world: World) -> None:
+    world.gate_holds("1.1.0")
+    world.request("first", targetVersion="1.1.0", origin="git")
+    world.request("second", targetVersion="1.1.0", origin="git")
+    await run(world, "first")
+    assert await run(world, "second", 2) == ["Queued", "Queued"]
+    assert "waiting for UpgradeRequest first" in world.get(
+        R.UPGRADEREQUEST, "second")["status"]["message"]
+
+
+async def test_a_suspended_app_queues_new_requests(world: World) -> None:
+    app = world.get(R.MANAGEDAPP, APP)
+    app["spec"]["suspend"] = True
+    world.kube.put(R.MANAGEDAPP, app)
+    world.request("wait", targetVersion="1.1.0", origin="git")
+    assert await run(world, "wait", 2) == ["Queued", "Queued"]
+    assert "is suspended (spec.suspend)" in world.get(R.UPGRADEREQUEST, "wait")["status"][
+        "message"]
+    app = world.get(R.MANAGEDAPP, APP)
+    app["spec"]["suspend"] = False
+    world.kube.put(R.MANAGEDAPP, app)
+    assert await run(world, "wait", 2) == ["Pending", "Preflight"]
+
+
+async def test_a_missing_target_version_fails_preflight(world: World) -> None:
+    world.request("bad", targetVersion="9.9.9", origin="git")
+    assert await run(world, "bad", 2) == ["Preflight", "Failed"]
+    ur = world.get(R.UPGRADEREQUEST, "bad")
+    assert "chart web 9.9.9 not found" in ur["status"]["message"]
+    assert "activeRequest" not in world.get(R.MANAGEDAPP, APP)["status"]
+
+
+async def test_a_passed_deadline_fails_and_frees_the_lock(world: World) -> None:
+    world.gate_holds("1.1.0")
+    world.request("slow", targetVersion="1.1.0", origin="git")
+    await run(world, "slow", 3)
+    assert world.phase("slow") == "Snapshotting"
+    world.clock.advance(minutes=11)  # the default snapshot timeout is 10m
+    assert await run(world, "slow") == ["Failed"]
+    ur = world.get(R.UPGRADEREQUEST, "slow")
+    assert "Snapshotting did not finish before its deadline" in ur["status"]["message"]
+    ready = next(c for c in ur["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "DeadlineExceeded"
+    assert "activeRequest" not in world.get(R.MANAGEDAPP, APP)["status"]
+    assert world.get(R.HELMRELEASE, APP)["spec"]["suspend"] is True  # never released
+
+
+async def test_an_unreadable_managedapp_fails_the_request_and_frees_the_lock(
+    world: World,
+) -> None:
+    world.gate_holds("1.1.0")
+    world.request("orphan", targetVersion="1.1.0", origin="git")
+    await run(world, "orphan", 2)
+    app = world.get(R.MANAGEDAPP, APP)
+    app["spec"]["timeouts"] = {"snapshot": "soon"}  # not a duration: cannot be parsed
+    world.kube.put(R.MANAGEDAPP, app)
+    assert await run(world, "orphan") == ["Failed"]
+    message = world.get(R.UPGRADEREQUEST, "orphan")["status"]["message"]
+    assert message.startswith(f"ManagedApp {APP} cannot be read")
+    assert "spec.timeouts.snapshot" in message
+    assert "activeRequest" not in world.get(R.MANAGEDAPP, APP)["status"]
+
+
+async def test_a_missing_managedapp_fails_the_request(world: World) -> None:
+    world.request("lost", targetVersion="1.1.0", origin="git", managedAppRef={"name": "nope"})
+    assert await run(world, "lost") == ["Failed"]
+    assert "ManagedApp nope not found in namespace apps" in world.get(
+        R.UPGRADEREQUEST, "lost")["status"]["message"]
+
+
+async def test_helm_controller_retries_within_its_remediation_before_failing(
+    world: World,
+) -> None:
+    hr = world.get(R.HELMRELEASE, APP)
+    hr["spec"]["upgrade"] = {"remediation": {"retries": 1}}
+    world.kube.put(R.HELMRELEASE, hr)
+    world.gate_holds("1.1.0")
+    world.request("flaky", targetVersion="1.1.0", origin="git")
+    await run(world, "flaky", 4)
+    world.snapshots_ready()
+    assert await run(world, "flaky", 2) == ["Releasing", "Upgrading"]
+    world.helm_releases("1.1.0", ready=False, reason="UpgradeFailed", failures=1)
+    assert await run(world, "flaky") == ["Upgrading"]  # helm-controller tries once more
+    assert "retries" in world.get(R.UPGRADEREQUEST, "flaky")["status"]["message"]
+    world.helm_releases("1.1.0", ready=False, reason="UpgradeFailed", failures=2)
+    assert await run(world, "flaky") == ["Failed"]
+    assert world.get(R.UPGRADEREQUEST, "flaky")["status"]["message"].startswith(
+        "helm-controller: UpgradeFailed")
+
+
+async def test_a_transient_api_error_waits_and_resumes(world: World) -> None:
+    world.gate_holds("1.1.0")
+    world.request("bumpy", targetVersion="1.1.0", origin="git")
+    await run(world, "bumpy", 3)
+    world.kube.fail("create", KubeError("create volumesnapshots: timed out (HTTP 504)"))
+    assert await run(world, "bumpy") == ["Snapshotting"]
+    assert "timed out (HTTP 504) (retrying)" in world.get(
+        R.UPGRADEREQUEST, "bumpy")["status"]["message"]
+    assert await run(world, "bumpy") == ["Snapshotting"]
+    assert len(world.kube.all(R.SNAPSHOT, NS)) == 1
+
+
+async def test_deleting_a_request_in_flight_frees_the_lock_and_records_it(
+    world: World,
+) -> None:
+    world.gate_holds("1.1.0")
+    world.request("gone", targetVersion="1.1.0", origin="git")
+    await run(world, "gone", 3)
+    await world.kube.delete(R.UPGRADEREQUEST, NS, "gone")
+    await reconcile_upgrade(world.ctx, world.get(R.UPGRADEREQUEST, "gone"))
+    assert world.kube.peek(R.UPGRADEREQUEST, NS, "gone") is None  # finalizer dropped
+    status = world.get(R.MANAGEDAPP, APP)["status"]
+    assert "activeRequest" not in status
+    assert (status["lastUpgrade"]["upgradeRequest"], status["lastUpgrade"]["phase"]) == (
+        "gone", "Failed")
+
+
+async def test_a_dry_run_stops_after_preflight(world: World) -> None:
+    world.request("dry", targetVersion="1.1.0", origin="git", dryRun=True)
+    assert await run(world, "dry", 2) == ["Preflight", "Succeeded"]
+    assert "dry run: preflight passed" in world.get(R.UPGRADEREQUEST, "dry")["status"][
+        "message"]
+    assert world.kube.all(R.SNAPSHOT) == []
