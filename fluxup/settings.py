@@ -42,6 +42,13 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return number
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name, default)
+    if value not in allowed:
+        raise ConfigError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
 def _address(env: Mapping[str, str], name: str, default: str) -> str:
     value = env.get(name, default).strip()
     if not value:
@@ -81,6 +88,10 @@ class Settings:
     flux_events_url: str | None = None
     #: the UI's external address, for links in notifications
     ui_url: str | None = None
+    #: how FluxUp reaches Git: ``git`` (clone and push, any forge) or the REST API of
+    #: ``gitea``, ``github`` or ``gitlab``; ``git_api_url`` overrides the derived API address
+    git_backend: str = "git"
+    git_api_url: str | None = None
     notify_attempts: int = 4
     notify_backoff_seconds: float = 2.0
 
@@ -101,6 +112,9 @@ class Settings:
             allow_cross_namespace_refs=_flag(env, "FLUXUP_ALLOW_CROSS_NAMESPACE_REFS", False),
             git_author_name=env.get("FLUXUP_GIT_AUTHOR_NAME", cls.git_author_name),
             git_author_email=env.get("FLUXUP_GIT_AUTHOR_EMAIL", cls.git_author_email),
+            git_backend=_choice(env, "FLUXUP_GIT_BACKEND", cls.git_backend,
+                                ("git", "gitea", "github", "gitlab")),
+            git_api_url=env.get("FLUXUP_GIT_API_URL") or None,
             metrics_address=_address(env, "FLUXUP_METRICS_ADDRESS", cls.metrics_address),
             notify_urls_file=Path(env["FLUXUP_NOTIFY_URLS_FILE"])
             if env.get("FLUXUP_NOTIFY_URLS_FILE") else None,

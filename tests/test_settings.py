@@ -127,3 +127,19 @@ def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(AttributeError):
         settings.namespace = "other"  # type: ignore[misc]
+
+
+def test_git_backend_and_notification_settings() -> None:
+    s = Settings.from_env({"FLUXUP_GIT_BACKEND": "gitlab", "FLUXUP_GIT_API_URL": "https://gl",
+                           "FLUXUP_METRICS_ADDRESS": "127.0.0.1:9100",
+                           "FLUXUP_NOTIFY_URLS_FILE": "/etc/n/urls",
+                           "FLUXUP_FLUX_EVENTS_URL": "http://nc/"})
+    assert (s.git_backend, s.git_api_url) == ("gitlab", "https://gl")
+    assert s.metrics_host_port() == ("127.0.0.1", 9100)
+    assert s.notify_urls_file == Path("/etc/n/urls")
+    assert s.flux_events_url == "http://nc/"
+    assert Settings.from_env({}).metrics_host_port() is None
+    with pytest.raises(ConfigError, match="FLUXUP_GIT_BACKEND"):
+        Settings.from_env({"FLUXUP_GIT_BACKEND": "svn"})
+    with pytest.raises(ConfigError, match="host:port"):
+        Settings.from_env({"FLUXUP_METRICS_ADDRESS": "9090"})

@@ -5,6 +5,12 @@ reads its ``secretRef`` Secret (``username``/``password`` for HTTPS, ``identity`
 ``known_hosts`` for SSH — Flux's documented keys) and returns a cached
 :class:`~fluxup.adapters.git.cli.GitCliBackend` per (URL, branch), so the local clone is
 reused between passes. Secrets never leave this module except inside the backend.
+
+With ``FLUXUP_GIT_BACKEND`` set to ``gitea``, ``github`` or ``gitlab`` the repository is
+reached through that forge's REST API instead (no clone), with the Secret's ``password``
+as the token; the API address is ``FLUXUP_GIT_API_URL`` or derived from the repository
+URL (``https://api.github.com`` for github.com, ``https://HOST/api/v3`` for GitHub
+Enterprise, ``https://HOST`` for GitLab and Gitea).
 """
 
 from __future__ import annotations
@@ -16,12 +22,30 @@ from pathlib import Path
 from fluxup.adapters.git.base import GitBackend
 from fluxup.adapters.git.base import Identity as Author
 from fluxup.adapters.git.cli import GitCliBackend, HttpCredentials, SshCredentials
+from fluxup.adapters.git.gitea import GiteaBackend
+from fluxup.adapters.git.github import GitHubBackend
+from fluxup.adapters.git.gitlab import GitLabBackend
 from fluxup.adapters.kube import Kube, R
 from fluxup.api.managedapp import GitSource
 from fluxup.errors import ConfigError
 from fluxup.settings import Settings
 
-__all__ = ["GitOpenerCache"]
+__all__ = ["GitOpenerCache", "build_forge_location"]
+
+FORGES = ("gitea", "github", "gitlab")
+
+
+def build_forge_location(url: str) -> tuple[str, str, str]:
+    """``(scheme, host[:port], owner/.../repo)`` of an HTTPS repository URL."""
+    scheme, sep, rest = url.partition("://")
+    host, _, path = rest.partition("/")
+    path = path.strip("/").removesuffix(".git")
+    if not sep or scheme not in ("http", "https") or not host or "/" not in path:
+        raise ConfigError(
+            f"{url} is not an http(s) repository URL such as https://github.com/owner/repo; "
+            "the REST Git backends need one (use FLUXUP_GIT_BACKEND=git for SSH)"
+        )
+    return scheme, host.rpartition("@")[2], path
 
 
 def _decode(data: dict[str, str], key: str) -> str | None:
@@ -35,13 +59,16 @@ class GitOpenerCache:
     def __init__(self, kube: Kube, settings: Settings) -> None:
         self._kube = kube
         self._settings = settings
-        self._backends: dict[tuple[str, str], GitCliBackend] = {}
+        self._backends: dict[tuple[str, str], GitBackend] = {}
 
     async def __call__(self, source: GitSource, namespace: str) -> GitBackend:
         branch = source.branch or "main"
         key = (source.repository_url, branch)
         if key not in self._backends:
             credentials = await self._credentials(source.repository_url)
+            if self._settings.git_backend in FORGES:
+                self._backends[key] = self._forge(source.repository_url, branch, credentials)
+                return self._backends[key]
             digest = hashlib.sha256(f"{key}".encode()).hexdigest()[:16]
             self._backends[key] = GitCliBackend(
                 url=source.repository_url, branch=branch,
@@ -50,6 +77,31 @@ class GitOpenerCache:
                 author=Author(self._settings.git_author_name, self._settings.git_author_email),
             )
         return self._backends[key]
+
+    def _forge(self, url: str, branch: str,
+               credentials: HttpCredentials | SshCredentials | None) -> GitBackend:
+        kind = self._settings.git_backend
+        if not isinstance(credentials, HttpCredentials):
+            raise ConfigError(
+                f"the {kind} Git backend needs a token: put it as 'password' in the Secret "
+                f"of the Flux GitRepository for {url}"
+            )
+        scheme, host, path = build_forge_location(url)
+        author = Author(self._settings.git_author_name, self._settings.git_author_email)
+        api = self._settings.git_api_url
+        token = credentials.password
+        if kind == "github":
+            owner, _, repo = path.partition("/")
+            default = ("https://api.github.com" if host == "github.com"
+                       else f"{scheme}://{host}/api/v3")
+            return GitHubBackend(owner=owner, repo=repo, branch=branch, token=token,
+                                 base_url=api or default, author=author)
+        if kind == "gitlab":
+            return GitLabBackend(project=path, branch=branch, token=token,
+                                 base_url=api or f"{scheme}://{host}", author=author)
+        owner, _, repo = path.partition("/")
+        return GiteaBackend(base_url=api or f"{scheme}://{host}", owner=owner, repo=repo,
+                            branch=branch, token=token, author=author)
 
     async def _credentials(self, url: str) -> HttpCredentials | SshCredentials | None:
         for repo in await self._kube.list(R.GITREPOSITORY, None):
