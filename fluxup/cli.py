@@ -1,9 +1,10 @@
 """The ``fluxup`` command line: the only place that turns errors into exit codes.
 
 Subcommands: ``sandbox`` (build/up/down/kubeconfig/status of the local cluster),
-``webhook`` (run the admission server), ``certs`` (webhook certificates), and
-``operator`` (run the kopf operator). Each subcommand parses its flags and calls one
-function; nothing else lives here.
+``webhook`` (run the admission server), ``certs`` (webhook certificates),
+``operator`` (run the kopf operator), ``scan`` (Renovate now, or ingest a report) and
+``renovate install`` (Node + Renovate into the cache). Each subcommand parses its flags
+and calls one function; nothing else lives here.
 """
 
 from __future__ import annotations
@@ -75,6 +76,44 @@ def _operator(args: argparse.Namespace) -> int:
     from fluxup.settings import Settings
 
     run(Settings.from_env())
+    return 0
+
+
+def _scan(args: argparse.Namespace) -> int:
+    import asyncio
+    import dataclasses
+    import logging
+    import os
+
+    from fluxup.scanner import scan_once
+    from fluxup.settings import Settings
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
+    settings = Settings.from_env()
+    if args.report is None and "FLUXUP_RENOVATE_NODE" not in os.environ \
+            and not settings.renovate_node.exists():
+        from fluxup.sandbox.renovate import ensure_renovate  # a developer machine
+
+        found = ensure_renovate(verbose=True)
+        settings = dataclasses.replace(settings, renovate_node=found.node,
+                                       renovate_js=found.renovate_js)
+    summaries = asyncio.run(scan_once(
+        settings, report=Path(args.report) if args.report else None,
+        repository=args.repository, log_format=args.log))
+    for s in summaries:
+        auto = f"; started {', '.join(s.auto_upgrades)}" if s.auto_upgrades else ""
+        print(f"{s.repository}: {s.apps} app(s), {s.candidates} candidate(s): "
+              f"{s.message}{auto}")
+    if not summaries:
+        print("no ManagedApp with a discovered Git file: nothing to scan")
+    return 0 if all(s.ok for s in summaries) else 1
+
+
+def _renovate_install(args: argparse.Namespace) -> int:
+    from fluxup.sandbox.renovate import ensure_renovate
+
+    found = ensure_renovate(verbose=True)
+    print(f"node: {found.node}\nrenovate: {found.renovate_js}")
     return 0
 
 
@@ -150,6 +189,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     operator = sub.add_parser("operator", help="run the FluxUp operator (settings from FLUXUP_*)")
     operator.set_defaults(func=_operator)
+
+    scan = sub.add_parser(
+        "scan", help="look for updates with Renovate now (settings from FLUXUP_*), "
+        "or ingest a report of a Renovate that ran elsewhere")
+    scan.add_argument("--report", help="ingest this report.json instead of running Renovate")
+    scan.add_argument("--log", action="store_true",
+                      help="--report is a JSON debug log ('packageFiles with updates' line)")
+    scan.add_argument("--repository",
+                      help="Git URL (or Renovate's repository name) the report is about")
+    scan.set_defaults(func=_scan)
+
+    renovate = sub.add_parser("renovate", help="the Renovate FluxUp runs")
+    rsub = renovate.add_subparsers(dest="action", required=True)
+    install = rsub.add_parser("install", help="install Node 24 + Renovate 44 (cached by "
+                              "version under ~/.cache/fluxup)")
+    install.set_defaults(func=_renovate_install)
 
     hook = sub.add_parser("webhook", help="run the admission webhook (HTTPS)")
     hook.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server in its own pod

@@ -2,7 +2,8 @@
 
 :func:`run` is called by the CLI. It loads the Kubernetes client (kubeconfig or
 in-cluster), builds the :class:`~fluxup.reconcile.context.Context`, registers the kopf
-handlers and runs kopf until stopped. All state lives in Kubernetes objects, so a
+handlers, starts the scheduled Renovate scans (when configured) and runs kopf until
+stopped. All state lives in Kubernetes objects, so a
 restart (or SIGKILL) resumes where the last status write left off.
 """
 
@@ -31,6 +32,7 @@ from fluxup.adapters.notify import (
 from fluxup.handlers.registry import register
 from fluxup.reconcile.context import Context
 from fluxup.reconcile.fleet_metrics import FleetRefresher
+from fluxup.scanner import build_runner, scan_loop
 from fluxup.settings import Settings
 
 __all__ = ["run", "serve"]
@@ -93,6 +95,10 @@ async def serve(settings: Settings, stop_flag: asyncio.Event | threading.Event |
         await kopf.operator(registry=registry, memo=kopf.Memo(ctx=ctx), clusterwide=True,
                             standalone=True, stop_flag=stop_flag, ready_flag=ready_flag)
 
+    scans = None
+    if settings.renovate_interval_seconds:  # scheduled Renovate scans (docs/renovate.md)
+        scans = asyncio.create_task(scan_loop(ctx, build_runner(settings),
+                                              settings.renovate_interval_seconds))
     address = settings.metrics_host_port()
     try:
         if address is None:
@@ -102,6 +108,8 @@ async def serve(settings: Settings, stop_flag: asyncio.Event | threading.Event |
             async with serve_metrics(metrics, *address, before_scrape=refresh):
                 await run_kopf()
     finally:
+        if scans is not None:
+            scans.cancel()
         if notifier is not None:
             await notifier.aclose()
         await opener.aclose()

@@ -60,6 +60,27 @@ def _address(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+def _interval(env: Mapping[str, str], name: str) -> float:
+    """Seconds between scheduled scans; ``0`` (the default) turns the schedule off."""
+    value = env.get(name)
+    if value is None or value.strip() == "0":
+        return 0.0
+    number = _float(env, name, 0.0)
+    if number < 60:
+        raise ConfigError(f"{name}={value!r}: scans need at least 60 s apart (or 0 for none)")
+    return number
+
+
+def _hosts(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of ``HOST`` or ``HOST:PORT``."""
+    value = env.get(name, "")
+    hosts = tuple(h.strip() for h in value.split(",") if h.strip())
+    for host in hosts:
+        if "/" in host or " " in host or "@" in host:
+            raise ConfigError(f"{name}: {host!r} is not HOST or HOST:PORT")
+    return hosts
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the operator is configured with.
@@ -94,6 +115,20 @@ class Settings:
     git_api_url: str | None = None
     notify_attempts: int = 4
     notify_backoff_seconds: float = 2.0
+    #: Renovate (see docs/renovate.md): Node 24 binary and Renovate's ``dist/renovate.js``
+    #: (the container image ships both here), seconds between scheduled scans (0: only on
+    #: demand), the time limit of one run, plain-HTTP registries, in-cluster hosts Renovate
+    #: may reach, and hosts it must never contact (``HOST`` or ``HOST:PORT``).
+    renovate_node: Path = Path("/opt/renovate/node/bin/node")
+    renovate_js: Path = Path("/opt/renovate/node_modules/renovate/dist/renovate.js")
+    renovate_interval_seconds: float = 0.0
+    renovate_timeout_seconds: float = 600.0
+    renovate_insecure_registries: tuple[str, ...] = ()
+    renovate_internal_hosts: tuple[str, ...] = ()
+    renovate_disabled_hosts: tuple[str, ...] = ()
+    #: Secrets in ``namespace`` with registry credentials for Renovate, read by name:
+    #: keys ``host``, ``username`` + ``password`` or ``token``, optional ``hostType``.
+    renovate_secrets: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -123,6 +158,16 @@ class Settings:
             notify_attempts=int(_float(env, "FLUXUP_NOTIFY_ATTEMPTS", cls.notify_attempts)),
             notify_backoff_seconds=_float(env, "FLUXUP_NOTIFY_BACKOFF_SECONDS",
                                           cls.notify_backoff_seconds),
+            renovate_node=Path(env.get("FLUXUP_RENOVATE_NODE", str(cls.renovate_node))),
+            renovate_js=Path(env.get("FLUXUP_RENOVATE_JS", str(cls.renovate_js))),
+            renovate_interval_seconds=_interval(env, "FLUXUP_RENOVATE_INTERVAL_SECONDS"),
+            renovate_timeout_seconds=_float(env, "FLUXUP_RENOVATE_TIMEOUT_SECONDS",
+                                            cls.renovate_timeout_seconds),
+            renovate_insecure_registries=_hosts(env, "FLUXUP_RENOVATE_INSECURE_REGISTRIES"),
+            renovate_internal_hosts=_hosts(env, "FLUXUP_RENOVATE_INTERNAL_HOSTS"),
+            renovate_disabled_hosts=_hosts(env, "FLUXUP_RENOVATE_DISABLED_HOSTS"),
+            renovate_secrets=tuple(n.strip() for n in env.get("FLUXUP_RENOVATE_SECRETS", "")
+                                   .split(",") if n.strip()),
         )
 
     def metrics_host_port(self) -> tuple[str, int] | None:

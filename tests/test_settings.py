@@ -143,3 +143,34 @@ def test_git_backend_and_notification_settings() -> None:
         Settings.from_env({"FLUXUP_GIT_BACKEND": "svn"})
     with pytest.raises(ConfigError, match="host:port"):
         Settings.from_env({"FLUXUP_METRICS_ADDRESS": "9090"})
+
+
+def test_renovate_settings() -> None:
+    settings = Settings.from_env({
+        "FLUXUP_RENOVATE_NODE": "/n/node", "FLUXUP_RENOVATE_JS": "/r/renovate.js",
+        "FLUXUP_RENOVATE_INTERVAL_SECONDS": "3600", "FLUXUP_RENOVATE_TIMEOUT_SECONDS": "120",
+        "FLUXUP_RENOVATE_INSECURE_REGISTRIES": "127.0.0.1:5000, registry.local",
+        "FLUXUP_RENOVATE_INTERNAL_HOSTS": "charts.svc",
+        "FLUXUP_RENOVATE_DISABLED_HOSTS": "docker.io",
+        "FLUXUP_RENOVATE_SECRETS": "ghcr-creds,quay-creds",
+    })
+    assert settings.renovate_node == Path("/n/node")
+    assert settings.renovate_js == Path("/r/renovate.js")
+    assert settings.renovate_interval_seconds == 3600.0
+    assert settings.renovate_timeout_seconds == 120.0
+    assert settings.renovate_insecure_registries == ("127.0.0.1:5000", "registry.local")
+    assert settings.renovate_internal_hosts == ("charts.svc",)
+    assert settings.renovate_disabled_hosts == ("docker.io",)
+    assert settings.renovate_secrets == ("ghcr-creds", "quay-creds")
+    assert Settings.from_env({}).renovate_interval_seconds == 0.0  # scheduled scans are opt-in
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("FLUXUP_RENOVATE_INTERVAL_SECONDS", "10", "at least 60 s"),
+    ("FLUXUP_RENOVATE_INTERVAL_SECONDS", "soon", "not a number"),
+    ("FLUXUP_RENOVATE_INSECURE_REGISTRIES", "http://x:5000", "not HOST or HOST:PORT"),
+    ("FLUXUP_RENOVATE_DISABLED_HOSTS", "user@host", "not HOST or HOST:PORT"),
+])
+def test_bad_renovate_settings(name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env({name: value})

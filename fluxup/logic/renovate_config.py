@@ -71,16 +71,24 @@ class ScanPaths:
     report_path: str
 
 
+def _match(rule: HostRule) -> str:
+    """Renovate's ``matchHost`` for credentials: a bare host, or a URL when a port is given
+    (Renovate rewrites ``host:port`` to ``https://host:port`` with a migration warning)."""
+    if ":" not in rule.match_host:
+        return rule.match_host
+    return f"{'http' if rule.insecure else 'https'}://{rule.match_host}"
+
+
 def _host_rules(rules: Sequence[HostRule], disabled: Sequence[str]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for rule in rules:
+        bare = rule.match_host.split(":", 1)[0]  # these two apply to every port of the host
         if rule.insecure:
-            out.append({"matchHost": rule.match_host, "hostType": "docker",
-                        "insecureRegistry": True})
+            out.append({"matchHost": bare, "hostType": "docker", "insecureRegistry": True})
         if rule.internal:
-            out.append({"matchHost": rule.match_host, "allowInternal": True})
+            out.append({"matchHost": bare, "allowInternal": True})
         if rule.username or rule.password or rule.token:
-            auth: dict[str, Any] = {"matchHost": rule.match_host}
+            auth: dict[str, Any] = {"matchHost": _match(rule)}
             if rule.host_type:
                 auth["hostType"] = rule.host_type
             if rule.username:
@@ -93,7 +101,8 @@ def _host_rules(rules: Sequence[HostRule], disabled: Sequence[str]) -> list[dict
     for host in disabled:
         if not _HOST.match(host):
             raise ConfigError(f"disabled host {host!r} is not HOST or HOST:PORT")
-        out.append({"matchHost": host, "enabled": False})
+        out.append({"matchHost": host if ":" not in host else f"https://{host}",
+                    "enabled": False})
     return out
 
 

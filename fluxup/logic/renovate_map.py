@@ -161,8 +161,9 @@ def _update_type(dep: Dep, update_type: str | None, version: str) -> UpdateType 
 
 
 def _registry(dep: Dep) -> str:
-    if dep.registry_url:
-        return dep.registry_url
+    if dep.registry_url or dep.registry_urls:
+        url = dep.registry_url or dep.registry_urls[0]
+        return url.split("://", 1)[-1].split("@", 1)[-1].rstrip("/")  # never userinfo
     head = dep.package_name.split("/", 1)[0]
     return head if ("." in head or ":" in head) and "/" in dep.package_name else dep.datasource
 

@@ -100,6 +100,7 @@ class WireDep(TypedDict):
     currentVersion: NotRequired[str]
     replaceString: NotRequired[str]
     registryUrl: NotRequired[str]
+    registryUrls: NotRequired[list[str]]
     skipReason: NotRequired[str]
     warnings: NotRequired[list[dict[str, str]]]
     updates: NotRequired[list[WireUpdate]]
@@ -146,6 +147,7 @@ class Dep:
     current_version: str | None = None
     replace_string: str | None = None
     registry_url: str | None = None
+    registry_urls: tuple[str, ...] = ()
     skip_reason: str | None = None
     warnings: tuple[str, ...] = ()
     updates: tuple[Update, ...] = ()
@@ -304,6 +306,10 @@ def _dep(data: object, manager: str, package_file: str, path: str) -> Dep:
         current_version=_opt_str(dep, "currentVersion", path),
         replace_string=_opt_str(dep, "replaceString", path),
         registry_url=_opt_str(dep, "registryUrl", path),
+        registry_urls=tuple(
+            _str(u, f"{path}.registryUrls[{i}]", limit=2048)
+            for i, u in enumerate(_list(dep.get("registryUrls", []), f"{path}.registryUrls", 16))
+        ),
         skip_reason=_opt_str(dep, "skipReason", path),
         warnings=_warnings(dep.get("warnings"), f"{path}.warnings"),
         updates=updates,

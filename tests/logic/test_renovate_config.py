@@ -55,16 +55,20 @@ def test_host_rules() -> None:
         PATHS,
         [HostRule("127.0.0.1:5000", insecure=True, internal=True),
          HostRule("registry.example", host_type="docker", username="u", password="p"),
-         HostRule("charts.example", token="t")],
-        disabled_hosts=["docker.io"],
+         HostRule("charts.example:8443", token="t"),
+         HostRule("10.0.0.1:5000", insecure=True, username="u", password="p")],
+        disabled_hosts=["docker.io", "quay.io:443"],
     )
     assert config["hostRules"] == [
-        {"matchHost": "127.0.0.1:5000", "hostType": "docker", "insecureRegistry": True},
-        {"matchHost": "127.0.0.1:5000", "allowInternal": True},
+        {"matchHost": "127.0.0.1", "hostType": "docker", "insecureRegistry": True},
+        {"matchHost": "127.0.0.1", "allowInternal": True},
         {"matchHost": "registry.example", "hostType": "docker", "username": "u",
          "password": "p"},
-        {"matchHost": "charts.example", "token": "t"},
+        {"matchHost": "https://charts.example:8443", "token": "t"},
+        {"matchHost": "10.0.0.1", "hostType": "docker", "insecureRegistry": True},
+        {"matchHost": "http://10.0.0.1:5000", "username": "u", "password": "p"},
         {"matchHost": "docker.io", "enabled": False},
+        {"matchHost": "https://quay.io:443", "enabled": False},
     ]
 
 
