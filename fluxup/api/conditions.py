@@ -147,6 +147,12 @@ class Reason(enum.StrEnum):
     RESTORE_FAILED = "RestoreFailed"
     #: ``git revert`` conflicted; FluxUp committed the previous version forward instead.
     REVERT_CONFLICT = "RevertConflict"
+    #: The request cannot be carried out as written (the message says why); nothing changed.
+    INVALID_REQUEST = "InvalidRequest"
+    #: Another operation on the app is in flight; this request was refused, nothing changed.
+    APP_BUSY = "AppBusy"
+    #: The rolled-back release did not become healthy.
+    ROLLBACK_FAILED = "RollbackFailed"
 
 
 @dataclass(frozen=True)

@@ -126,8 +126,9 @@ class RestoredPVC:
 class RollbackRequestStatus(JSONModel):
     """Progress of the rollback (``status``). ``phase`` is ``None`` until first seen.
 
-    ``managed_app`` and ``upgrade_request`` are resolved in Validating (also when the
-    spec names a snapshot); ``target_identity`` is the identity returned to.
+    ``managed_app`` and ``upgrade_request`` are resolved before Validating (also when
+    the spec names a snapshot); ``target_identity`` is the identity returned to;
+    ``from_version`` and ``to_version`` describe both for ``kubectl get``.
     """
 
     _path: ClassVar[str] = "status"
@@ -143,6 +144,8 @@ class RollbackRequestStatus(JSONModel):
     managed_app: str | None = None
     upgrade_request: str | None = None
     target_identity: Identity | None = None
+    from_version: str | None = None
+    to_version: str | None = None
     suspended_states: tuple[SuspendedState, ...] = ()
     recorded_replicas: tuple[WorkloadReplicas, ...] = ()
     restored_pvcs: tuple[RestoredPVC, ...] = field(default=(), metadata={JSON: "restoredPVCs"})

@@ -22,6 +22,8 @@ from fluxup.reconcile.bypass import record_bypass
 from fluxup.reconcile.context import Context
 from fluxup.reconcile.holds import ensure_request_for_hold
 from fluxup.reconcile.managedapp import reconcile_managedapp
+from fluxup.reconcile.rollback import is_in_flight as rollback_in_flight
+from fluxup.reconcile.rollback import reconcile_rollback
 from fluxup.reconcile.upgrade import is_in_flight, reconcile_upgrade
 from fluxup.settings import Settings
 
@@ -79,6 +81,23 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     )
     async def upgrade_timer(body: Any, memo: Any, **_: Any) -> None:
         await _guarded(memo.ctx, body, reconcile_upgrade, "upgraderequest", R.UPGRADEREQUEST)
+
+    @kopf.on.event(GROUP, VERSION, "rollbackrequests", registry=registry)
+    async def rollback_event(type: str | None, body: Any, memo: Any, **_: Any) -> None:
+        if type != "DELETED":
+            await _guarded(memo.ctx, body, reconcile_rollback, "rollbackrequest",
+                           R.ROLLBACKREQUEST)
+
+    @kopf.timer(
+        GROUP,
+        VERSION,
+        "rollbackrequests",
+        interval=settings.active_poll_seconds,
+        when=lambda body, **_: rollback_in_flight(dict(body)),
+        registry=registry,
+    )
+    async def rollback_timer(body: Any, memo: Any, **_: Any) -> None:
+        await _guarded(memo.ctx, body, reconcile_rollback, "rollbackrequest", R.ROLLBACKREQUEST)
 
     # holds get an UpgradeRequest; emergency bypasses get audited
     flux_reactions = ((ann.HELD, ensure_request_for_hold, "hold"),

@@ -89,27 +89,35 @@ def build_rollback_message(
     version: str,
     rolled_back_version: str,
     rollback_request: str,
-    reverted_commit: str,
+    reverted_commit: str | None,
 ) -> str:
-    """The message of the commit that returns ``app`` to ``version`` (a revert of
-    ``reverted_commit``, or a forward commit when the revert conflicts)."""
+    """The message of the commit that returns ``app`` to ``version``: a revert of
+    ``reverted_commit``, or (``None``) a forward commit of the previous version, made
+    when the revert conflicts or the upgrade had no FluxUp commit (a plain ``git push``)."""
     _check("app", app)
     _check("version", version)
     _check("rolled back version", rolled_back_version)
     _check_request("rollback request", rollback_request)
-    _check("reverted commit", reverted_commit)
+    if reverted_commit is not None:
+        _check("reverted commit", reverted_commit)
     subject = f"revert(deps): roll {app} back to {version}"
+    last = (
+        f"This reverts commit {reverted_commit}."
+        if reverted_commit
+        else f"This commit sets {version} again."
+    )
     body = (
         f"FluxUp rolled {app} back from {rolled_back_version} to {version}\n"
         "and restored its volumes from the pre-upgrade snapshots.\n"
-        f"This reverts commit {reverted_commit}."
+        f"{last}"
     )
     trailers = {
         TRAILER_MANAGED_BY: MANAGED_BY,
         TRAILER_PREVIOUS_VERSION: rolled_back_version,
         TRAILER_ROLLBACK_REQUEST: rollback_request,
-        TRAILER_REVERTS: reverted_commit,
     }
+    if reverted_commit:
+        trailers[TRAILER_REVERTS] = reverted_commit
     return _assemble(subject, [body], trailers)
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from fluxup.api._codec import decode, encode
 from fluxup.api.meta import Identity
+from fluxup.logic.identity import Identity as GateIdentity
 from fluxup.logic.snapshots import (
     APP_LABEL,
     PREVIOUS_IDENTITY_ANNOTATION,
@@ -44,6 +45,7 @@ __all__ = [
     "build_previous_identity_annotation",
     "build_restored_pvc",
     "build_retained_volume_patch",
+    "build_rollback_approval",
     "determine_restore_step",
     "determine_snapshot_set",
     "parse_previous_identity",
@@ -344,3 +346,17 @@ def build_restored_pvc(
         },
         "spec": new_spec,
     }
+
+
+def build_rollback_approval(desired: GateIdentity, part: GateIdentity) -> GateIdentity:
+    """The identity a Flux object will ask for once Git returns it to ``part`` (the
+    chart version and image tags of the rollback target): what it asks for now
+    (``desired``, chart source and other values included) with ``part`` applied."""
+    images = dict(desired.images)
+    images.update(part.images)
+    return GateIdentity(
+        chart=part.chart if part.chart is not None else desired.chart,
+        images=tuple(images.items()),
+        source=desired.source,
+        extras=desired.extras,
+    )

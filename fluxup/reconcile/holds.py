@@ -15,6 +15,7 @@ import logging
 
 from fluxup.adapters.kube import Obj, R
 from fluxup.api import annotations as ann
+from fluxup.api.constants import ROLLBACK_REQUEST
 from fluxup.errors import KubeConflict
 from fluxup.logic.hold_requests import (
     HoldHandling,
@@ -77,6 +78,9 @@ async def ensure_hold_handled(ctx: Context, app_obj: Obj, obj: Obj) -> HoldHandl
     held = unapproved_hold(obj)
     if held is None or (app_obj.get("spec") or {}).get("suspend"):
         return None  # a suspended ManagedApp starts nothing new; the gate keeps holding
+    active = (app_obj.get("status") or {}).get("activeRequest") or {}
+    if active.get("kind") == ROLLBACK_REQUEST.kind:
+        return None  # a rollback in flight approves the version it returns to itself
     app_name, app_ns = app_obj["metadata"]["name"], app_obj["metadata"]["namespace"]
     requests = await ctx.kube.list(R.UPGRADEREQUEST, app_ns)
     handling = determine_hold_handling(

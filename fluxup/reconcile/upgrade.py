@@ -41,6 +41,7 @@ from fluxup.reconcile import upgrade_preflight
 from fluxup.reconcile import upgrade_steps as steps
 from fluxup.reconcile.announce import announce_upgrade
 from fluxup.reconcile.context import Context
+from fluxup.reconcile.rollback import ensure_auto_rollback
 from fluxup.reconcile.upgrade_pass import Outcome, Pass, load_app
 
 __all__ = ["FINALIZER", "reconcile_upgrade"]
@@ -196,6 +197,11 @@ async def reconcile_upgrade(ctx: Context, obj: Obj) -> bool:
         status = dataclasses.replace(status, message=message)
         if app is not None:
             await steps.finish(Pass(ctx, obj, ur, app, status), succeeded=False)
+            if app.spec.auto_rollback and phase in (P.UPGRADING, P.HEALTH_CHECKING):
+                name = await ensure_auto_rollback(ctx, ur)
+                status = dataclasses.replace(status, rollback_request=name)
+                message += f"; autoRollback started RollbackRequest {name}"
+                status = dataclasses.replace(status, message=message)
         else:  # nothing to undo that FluxUp can read; never leave the app locked
             await steps.free_app_lock(ctx, ur.metadata.namespace or "", app_name, ur)
         target = P.FAILED

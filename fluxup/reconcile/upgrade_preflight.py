@@ -13,6 +13,7 @@ from fluxup.adapters import chartsource
 from fluxup.adapters.kube import Obj, R
 from fluxup.api import annotations as ann
 from fluxup.api.conditions import Reason
+from fluxup.api.managedapp import ManagedApp
 from fluxup.api.meta import Identity, ImageTag
 from fluxup.api.upgraderequest import (
     Origin,
@@ -23,6 +24,7 @@ from fluxup.errors import ChartSourceError, FluxUpError, YamlEditError
 from fluxup.logic import yamledit
 from fluxup.logic.identity import is_exact_version, normalize_chart_version
 from fluxup.logic.targets import to_gate
+from fluxup.reconcile.context import Context
 from fluxup.reconcile.release_gate import RELEASE_HELD
 from fluxup.reconcile.upgrade_pass import (
     Outcome,
@@ -32,7 +34,7 @@ from fluxup.reconcile.upgrade_pass import (
     oci_repository,
 )
 
-__all__ = ["git_changes", "preflight"]
+__all__ = ["build_git_changes", "git_changes", "preflight"]
 
 # --- Preflight ----------------------------------------------------------------------
 
@@ -129,10 +131,10 @@ async def _target_exists(p: Pass, hr: Obj, oci: Obj | None, version: str) -> Pre
 
 
 def _render_edit(
-    p: Pass, text: str, path: str, target: Identity, hr_name: str, hr_namespace: str
+    via_chart_ref: bool, text: str, path: str, target: Identity, hr_name: str, hr_namespace: str
 ) -> str:
     new = text
-    if target.version and not p.via_chart_ref:
+    if target.version and not via_chart_ref:
         new = yamledit.edit_chart_version(
             new, name=hr_name, version=target.version, namespace=hr_namespace, path=path
         )
@@ -150,21 +152,31 @@ def _render_edit(
 
 async def git_changes(p: Pass, target: Identity) -> dict[str, tuple[str, str]]:
     """``{path: (old text, new text)}`` of the commit that applies ``target``."""
-    git_source = p.app.status.git
+    return await build_git_changes(p.ctx, p.app, target)
+
+
+async def build_git_changes(
+    ctx: Context, app: ManagedApp, target: Identity
+) -> dict[str, tuple[str, str]]:
+    """``{path: (old text, new text)}`` of a commit setting ``app`` to ``target`` (also
+    used by a rollback to commit the previous version forward)."""
+    git_source = app.status.git
     if git_source is None or not git_source.file:
         raise FluxUpError(
-            f"ManagedApp {p.app.metadata.name} has no Git file yet "
+            f"ManagedApp {app.metadata.name} has no Git file yet "
             "(status.git.file); check its Discovered condition"
         )
-    git = await p.ctx.open_git(git_source, p.app.metadata.namespace or "")
-    hr_namespace, hr_name = p.hr_ref
+    git = await ctx.open_git(git_source, app.metadata.namespace or "")
+    ref = app.spec.helm_release_ref
+    hr_namespace, hr_name = ref.namespace_or(app.metadata.namespace or ""), ref.name
+    source = app.status.chart_source
+    via_chart_ref = source is not None and source.kind == "OCIRepository"
     changes: dict[str, tuple[str, str]] = {}
     current = await git.read_file(git_source.file)
-    new = _render_edit(p, current.text, git_source.file, target, hr_name, hr_namespace)
+    new = _render_edit(via_chart_ref, current.text, git_source.file, target, hr_name, hr_namespace)
     if new != current.text:
         changes[git_source.file] = (current.text, new)
-    source = p.app.status.chart_source
-    if p.via_chart_ref and target.version and source is not None:
+    if via_chart_ref and target.version and source is not None:
         for path in await git.list_files(git_source.path or ""):
             if not path.endswith((".yaml", ".yml")):
                 continue

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from fluxup.adapters import flux
 from fluxup.adapters.kube import Obj, R, Resource
 from fluxup.api import annotations as ann
@@ -29,13 +27,13 @@ from fluxup.api.upgraderequest import (
 )
 from fluxup.errors import FluxUpError, InvalidObjectError, KubeConflict
 from fluxup.logic import commitmsg, snapshots
-from fluxup.logic.health import determine_workload_health
 from fluxup.logic.helm_status import HelmState, determine_helm_progress
 from fluxup.logic.identity import GatedKind, determine_desired, parse_identity
 from fluxup.logic.identity import Identity as GateIdentity
 from fluxup.logic.rollback_plan import build_previous_identity_annotation
 from fluxup.logic.targets import to_gate
 from fluxup.reconcile.context import Context
+from fluxup.reconcile.health import determine_unhealthy
 from fluxup.reconcile.release_gate import (
     HELD_AT,
     HELD_AT_RELEASE_RECORD,
@@ -381,28 +379,9 @@ async def await_upgrade(p: Pass) -> Outcome:
 
 async def health_check(p: Pass) -> Outcome:
     """Every workload of the app ready with its new spec; then the optional HTTP check."""
-    kube = p.ctx.kube
-    waiting = []
-    for wl in p.app.status.workloads:
-        obj = await kube.find(_workload_res(wl.kind), wl.namespace, wl.name)
-        if obj is None:
-            continue
-        health = determine_workload_health(obj, stateful=wl.kind is WorkloadKind.STATEFUL_SET)
-        if not health.ready:
-            waiting.append(f"{wl.kind}/{wl.name} {health.ready_replicas}/{health.wanted}")
-    if waiting:
-        return Outcome.waiting("waiting for workloads: " + ", ".join(waiting))
-    check = p.app.spec.health_check.http
-    if check is not None:
-        try:
-            async with httpx.AsyncClient(timeout=5) as client:
-                resp = await client.get(check.url)
-        except httpx.HTTPError as exc:
-            return Outcome.waiting(f"HTTP check {check.url}: {exc}")
-        if resp.status_code != check.expected_status:
-            return Outcome.waiting(
-                f"HTTP check {check.url} answered {resp.status_code}, want {check.expected_status}"
-            )
+    problem = await determine_unhealthy(p.ctx.kube, p.app)
+    if problem is not None:
+        return Outcome.waiting(problem)
     return Outcome.finished("upgrade succeeded; workloads healthy")
 
 
@@ -488,6 +467,13 @@ async def prune_snapshots(p: Pass) -> list[str]:
         r["metadata"]["name"]
         for r in requests
         if (r.get("status") or {}).get("phase") not in {t.value for t in TERMINAL_UPGRADE_PHASES}
+    }
+    # a rollback in flight needs the set it restores (its restored claims name it)
+    protected |= {
+        str((r.get("status") or {}).get("upgradeRequest"))
+        for r in await kube.list(R.ROLLBACKREQUEST, p.namespace)
+        if (r.get("status") or {}).get("upgradeRequest")
+        and (r.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
     }
     max_age = policy.max_age.to_timedelta() if policy.max_age else None
     expired = snapshots.select_expired(found, policy.keep_last, max_age, p.ctx.now(), protected)

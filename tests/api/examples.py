@@ -217,6 +217,8 @@ ROLLBACK_REQUEST_STATUS: Final[dict[str, Any]] = {
     "message": "rolled back to 6.5.3",
     "managedApp": "podinfo",
     "upgradeRequest": "podinfo-6-5-4",
+    "fromVersion": "6.5.4",
+    "toVersion": "6.5.3",
     "targetIdentity": {
         "version": "6.5.3",
         "images": [

@@ -241,7 +241,7 @@ def test_crd_has_status_subresource_and_columns(kind: str) -> None:
         == {
             "ManagedApp": ["Current", "Available", "Ready", "Age"],
             "UpgradeRequest": ["App", "Target", "Phase", "Age"],
-            "RollbackRequest": ["Upgrade", "Phase", "Age"],
+            "RollbackRequest": ["App", "From", "To", "Phase", "Age"],
         }[kind]
     )
 

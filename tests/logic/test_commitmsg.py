@@ -70,6 +70,17 @@ def test_rollback_message_trailers() -> None:
     }
 
 
+def test_forward_rollback_message_has_no_reverts_trailer() -> None:
+    message = build_rollback_message("redis", "18.1.0", "18.2.0", "apps/rb-1", None)
+    assert message.startswith("revert(deps): roll redis back to 18.1.0\n\n")
+    assert "This commit sets 18.1.0 again." in message
+    assert parse_trailers(message) == {
+        "Managed-By": "fluxup",
+        "Previous-Version": "18.2.0",
+        "Rollback-Request": "apps/rb-1",
+    }
+
+
 @pytest.mark.parametrize(
     ("message", "trailers"),
     [

@@ -303,3 +303,29 @@ def test_parse_restore_claim_refuses_garbage() -> None:
     for text in ("", "{", "[]", '{"spec": {}}'):
         assert parse_restore_claim(
             {"metadata": {"annotations": {RESTORE_CLAIM_ANNOTATION: text}}}) is None
+
+
+def test_rollback_approval_keeps_source_and_other_images() -> None:
+    from fluxup.logic.identity import Identity as GateIdentity
+    from fluxup.logic.rollback_plan import build_rollback_approval
+
+    desired = GateIdentity(chart="1.1.0", images=(("image.tag", "1.1.0"), ("db.tag", "7")),
+                           source="HelmRepository/flux-system/charts/demo")
+    part = GateIdentity(chart="1.0.0", images=(("image.tag", "1.0.0"),))
+    approval = build_rollback_approval(desired, part)
+    assert approval == GateIdentity(chart="1.0.0",
+                                    images=(("db.tag", "7"), ("image.tag", "1.0.0")),
+                                    source="HelmRepository/flux-system/charts/demo")
+    assert part.satisfies(approval)
+    # what the object asks for once Git is reverted passes the gate as approved
+    assert dataclasses_replace_chart(desired, "1.0.0", "1.0.0").satisfies(approval)
+    # a chartRef release: the HelmRelease itself carries no chart version
+    assert build_rollback_approval(GateIdentity(source="OCIRepository/a/b"),
+                                   GateIdentity()).chart is None
+
+
+def dataclasses_replace_chart(identity: Any, chart: str, tag: str) -> Any:
+    import dataclasses
+
+    images = dict(identity.images) | {"image.tag": tag}
+    return dataclasses.replace(identity, chart=chart, images=tuple(images.items()))

@@ -1,0 +1,47 @@
+"""Is the app healthy? Its workloads ready with their current spec, then the optional
+HTTP check of the ManagedApp.
+
+Shared by the UpgradeRequest and RollbackRequest HealthChecking phases. Reads only.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from fluxup.adapters.kube import Kube, R, Resource
+from fluxup.api.managedapp import ManagedApp
+from fluxup.api.meta import WorkloadKind
+from fluxup.logic.health import determine_workload_health
+
+__all__ = ["determine_unhealthy", "workload_resource"]
+
+
+def workload_resource(kind: WorkloadKind) -> Resource:
+    return R.STATEFULSET if kind is WorkloadKind.STATEFUL_SET else R.DEPLOYMENT
+
+
+async def determine_unhealthy(kube: Kube, app: ManagedApp) -> str | None:
+    """Why the app is not healthy yet (None: every workload ready, HTTP check passed)."""
+    waiting = []
+    for wl in app.status.workloads:
+        obj = await kube.find(workload_resource(wl.kind), wl.namespace, wl.name)
+        if obj is None:
+            continue
+        health = determine_workload_health(obj, stateful=wl.kind is WorkloadKind.STATEFUL_SET)
+        if not health.ready:
+            waiting.append(f"{wl.kind}/{wl.name} {health.ready_replicas}/{health.wanted}")
+    if waiting:
+        return "waiting for workloads: " + ", ".join(waiting)
+    check = app.spec.health_check.http
+    if check is not None:
+        try:
+            async with httpx.AsyncClient(timeout=5) as client:
+                resp = await client.get(check.url)
+        except httpx.HTTPError as exc:
+            return f"HTTP check {check.url}: {exc}"
+        if resp.status_code != check.expected_status:
+            return (
+                f"HTTP check {check.url} answered {resp.status_code},"
+                f" want {check.expected_status}"
+            )
+    return None
