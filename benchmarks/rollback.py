@@ -1,0 +1,142 @@
+"""How long a rollback takes, split by phase, and per GiB restored.
+
+Runs on the full sandbox (real Flux, KWOK, the CSI snapshot stack, the sandbox's CSI
+driver, which archives and unpacks real bytes) with FluxUp's webhook and operator. For
+each size an app is deployed, each of its two volumes is filled with that many random
+(incompressible) bytes, the app is upgraded by a kubectl UpgradeRequest, and then rolled
+back with a RollbackRequest. Phase times are observed by polling the request (~0.2 s
+resolution), so every figure is ± that much; the restore work itself is done by the
+sandbox's CSI driver on the same 2 cores as everything else.
+
+    .venv/bin/python benchmarks/rollback.py [--dir SANDBOX_DIR] [--mib 64 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from fluxup.sandbox.cluster import csi_state_dir
+from fluxup.sandbox.controlplane import Sandbox, down, up
+from fluxup.sandbox.fleet import Fleet
+from fluxup.sandbox.seed import DemoApp
+from fluxup.sandbox.stack import Stack, start_stack
+
+PHASES = ("Pending", "Validating", "Suspending", "StoppingApp", "RestoringVolumes",
+          "RevertingGit", "Resuming", "StartingApp", "HealthChecking")
+
+
+def _get(sb: Sandbox, *args: str) -> dict[str, Any]:
+    return sb.get_json(*args) or {}
+
+
+def _wait(what: str, probe: Any, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise TimeoutError(what)
+
+
+def _fill(sb: Sandbox, namespace: str, pvc: str, mib: int) -> None:
+    volume = _get(sb, "pvc", pvc, "-n", namespace)["spec"]["volumeName"]
+    handle = _get(sb, "pv", volume)["spec"]["csi"]["volumeHandle"]
+    with (csi_state_dir(sb) / handle / "fill.bin").open("wb") as out:
+        for _ in range(mib):
+            out.write(secrets.token_bytes(1 << 20))
+
+
+def _finished(sb: Sandbox, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    obj = _get(sb, kind, name, "-n", namespace)
+    return obj if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed") else None
+
+
+def _round(stack: Stack, fleet: Fleet, mib: int) -> dict[str, float]:
+    sb = stack.sandbox
+    suffix = secrets.token_hex(3)
+    app = DemoApp(f"bench-rb-{suffix}", f"bench-rb-{suffix}")
+    fleet.add_app(app)
+    fleet.wait_released(app, "1.0.0")
+    stack.enrol(app.namespace)
+    sb.kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "fluxup.dev/v1alpha1", "kind": "ManagedApp",
+        "metadata": {"name": app.name, "namespace": app.namespace},
+        "spec": {"helmReleaseRef": {"name": app.name}, "timeouts": {"snapshot": "30m"}}}))
+    sb.kubectl("wait", "--for=condition=Ready", "--timeout=180s", "-n", app.namespace,
+               f"managedapp/{app.name}")
+    pvcs = [p["name"] for p in _get(sb, "managedapp", app.name, "-n", app.namespace)
+            ["status"]["pvcs"]]
+    for pvc in pvcs:
+        _fill(sb, app.namespace, pvc, mib)
+    for kind, name, spec in (
+        ("UpgradeRequest", "up", {"managedAppRef": {"name": app.name}, "targetVersion": "1.1.0"}),
+        ("RollbackRequest", "undo", {"upgradeRequestRef": {"name": "up"}}),
+    ):
+        sb.kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "fluxup.dev/v1alpha1", "kind": kind,
+            "metadata": {"name": name, "namespace": app.namespace}, "spec": spec}))
+        if kind == "UpgradeRequest":
+            done = _wait("upgrade", lambda: _finished(sb, "upgraderequest", app.namespace, "up"),
+                         1800)
+            assert done["status"]["phase"] == "Succeeded", done["status"]
+    marks: dict[str, float] = {}
+    started = time.monotonic()
+    while True:
+        obj = _get(sb, "rollbackrequest", "undo", "-n", app.namespace)
+        phase = (obj.get("status") or {}).get("phase") or "Pending"
+        marks.setdefault(phase, time.monotonic() - started)
+        if phase in ("Succeeded", "Failed"):
+            if phase == "Failed":
+                raise RuntimeError(obj["status"].get("message"))
+            break
+        if time.monotonic() - started > 1800:
+            raise TimeoutError(f"rollback did not finish: {marks}")
+        time.sleep(0.2)
+    order = [p for p in (*PHASES, "Succeeded") if p in marks]
+    durations = {a: marks[b] - marks[a] for a, b in itertools.pairwise(order)}
+    durations["total"] = marks["Succeeded"]
+    sb.kubectl("delete", "namespace", app.namespace, "--wait=false")
+    return durations
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", help="reuse/start the sandbox here (default: a temp dir)")
+    parser.add_argument("--mib", type=int, nargs="+", default=[64, 256],
+                        help="MiB of random data per volume (two volumes per app)")
+    args = parser.parse_args()
+    directory = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="fluxup-bench-"))
+    sb = up(directory, full=True)
+    stack = start_stack(sb, directory / "bench-rollback",
+                        label=f"fluxup.dev/bench={secrets.token_hex(3)}")
+    fleet = Fleet.of(sb)
+    rows = []
+    try:
+        for mib in args.mib:
+            rows.append((mib, _round(stack, fleet, mib)))
+    finally:
+        stack.stop()
+        if not args.dir:  # a sandbox we started ourselves
+            down(directory)
+    shown = [p for p in PHASES if any(p in r for _, r in rows)]
+    print("\nMiB restored | " + " | ".join(shown) + " | total | s per GiB restored")
+    for mib, row in rows:
+        restored = 2 * mib / 1024
+        cells = " | ".join(f"{row.get(p, float('nan')):.2f}" for p in shown)
+        print(f"{2 * mib:12} | {cells} | {row['total']:.2f} | "
+              f"{row['RestoringVolumes'] / restored:.2f} (RestoringVolumes), "
+              f"{row['total'] / restored:.2f} (whole rollback)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
