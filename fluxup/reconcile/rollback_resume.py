@@ -18,7 +18,7 @@ from fluxup.api import annotations as ann
 from fluxup.api.conditions import Reason
 from fluxup.api.meta import Identity
 from fluxup.api.rollbackrequest import RollbackPhase, SuspendableKind, SuspendedState
-from fluxup.errors import GitConflictError
+from fluxup.errors import GitConflictError, GitNotFoundError
 from fluxup.logic import commitmsg
 from fluxup.logic.helm_status import HelmState, determine_helm_progress
 from fluxup.logic.identity import GatedKind, determine_desired, parse_identity
@@ -78,9 +78,12 @@ async def revert_git(rp: RollbackPass) -> Outcome:
         )
         try:
             result = await git.revert(upgrade_commit, message)
-        except GitConflictError as exc:
-            conflict = f"revert of {upgrade_commit[:12]} conflicts ({exc}); "
+        except (GitConflictError, GitNotFoundError) as exc:
+            # conflicts with later changes, or no longer on the branch (rewritten history)
+            conflict = f"cannot revert {upgrade_commit[:12]} ({exc}); "
         else:
+            if not result.created:
+                return Outcome.finished(f"{upgrade_commit[:12]} was already reverted in Git")
             return Outcome.finished(
                 f"reverted {upgrade_commit[:12]} in {result.sha[:12]}", revert_commit=result.sha
             )
