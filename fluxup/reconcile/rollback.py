@@ -37,6 +37,7 @@ from fluxup.errors import (
     KubeConflict,
     KubeNotFound,
     PushRejectedError,
+    TransitionError,
     YamlEditError,
 )
 from fluxup.logic.rollback_machine import changes_anything, is_allowed, next_phase, phase_timeout
@@ -97,7 +98,7 @@ def enter(
     """``status`` in ``phase`` from ``now``: start time, deadline, completion."""
     current = status.phase or P.PENDING
     if phase is not current and not is_allowed(current, phase):
-        raise AssertionError(f"transition {current} -> {phase} is not in the table")
+        raise TransitionError(f"transition {current} -> {phase} is not in the table")
     return dataclasses.replace(
         status,
         phase=phase,

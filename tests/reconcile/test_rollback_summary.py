@@ -11,6 +11,7 @@ import pytest
 from fluxup.api.conditions import ConditionStatus, ConditionType, Reason, find_condition
 from fluxup.api.managedapp import ManagedApp
 from fluxup.api.rollbackrequest import RollbackPhase, RollbackRequestStatus
+from fluxup.errors import TransitionError
 from fluxup.reconcile.rollback import build_auto_rollback_name, enter, summarize
 
 P = RollbackPhase
@@ -81,7 +82,7 @@ def test_enter_sets_deadline_from_the_apps_timeouts() -> None:
 
 
 def test_enter_refuses_a_skipped_phase() -> None:
-    with pytest.raises(AssertionError, match="not in the table"):
+    with pytest.raises(TransitionError, match="not in the table"):
         enter(RollbackRequestStatus(phase=P.SUSPENDING), P.REVERTING_GIT, app(), T0)
 
 
