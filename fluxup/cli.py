@@ -74,8 +74,9 @@ def _demo(args: argparse.Namespace) -> int:
 def _operator(args: argparse.Namespace) -> int:
     from fluxup.operator import run
     from fluxup.settings import Settings
+    from fluxup.ui.settings import UiSettings
 
-    run(Settings.from_env())
+    run(Settings.from_env(), UiSettings.from_env())
     return 0
 
 

@@ -1,18 +1,22 @@
-"""The ``fluxup operator`` process: kopf, the reconcilers and their adapters, one loop.
+"""The ``fluxup operator`` process: kopf, the reconcilers, their adapters and the web UI.
 
 :func:`run` is called by the CLI. It loads the Kubernetes client (kubeconfig or
 in-cluster), builds the :class:`~fluxup.reconcile.context.Context`, registers the kopf
 handlers, starts the scheduled Renovate scans (when configured) and runs kopf until
-stopped. All state lives in Kubernetes objects, so a
+stopped, with the web UI (:mod:`fluxup.ui`) in the same loop when
+``FLUXUP_UI_ENABLED``. All state lives in Kubernetes objects, so a
 restart (or SIGKILL) resumes where the last status write left off.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import os
 import threading
+from collections.abc import AsyncIterator
 from typing import Any
 
 import kopf
@@ -20,6 +24,7 @@ from kubernetes_asyncio import client, config
 
 from fluxup.adapters.events import EventRecorder
 from fluxup.adapters.gitopen import GitOpenerCache
+from fluxup.adapters.impersonation import Impersonator
 from fluxup.adapters.kube import KubeApi
 from fluxup.adapters.metrics import OperatorMetrics, serve_metrics
 from fluxup.adapters.notify import (
@@ -34,6 +39,7 @@ from fluxup.reconcile.context import Context
 from fluxup.reconcile.fleet_metrics import FleetRefresher
 from fluxup.scanner import build_runner, scan_loop
 from fluxup.settings import Settings
+from fluxup.ui.settings import UiSettings
 
 __all__ = ["run", "serve"]
 
@@ -66,9 +72,27 @@ def build_notifier(settings: Settings, metrics: OperatorMetrics) -> Notifier | N
                     on_result=metrics.observe_notification)
 
 
+@contextlib.asynccontextmanager
+async def _serve_ui(settings: Settings, ui_settings: UiSettings, api: client.ApiClient,
+                    kube: KubeApi) -> AsyncIterator[None]:
+    """The web UI in this process and loop (DESIGN §5); writes impersonate the user."""
+    from fluxup.ui.app import build_app, run_ui
+
+    impersonator = Impersonator(api.configuration)
+    shown = {f.name: str(getattr(settings, f.name)) for f in dataclasses.fields(settings)}
+    app = build_app(ui_settings, impersonator, EventRecorder(kube, component="fluxup-ui"),
+                    operator_settings=shown)
+    try:
+        async with run_ui(app, ui_settings.host, ui_settings.port):
+            yield
+    finally:
+        await impersonator.aclose()
+
+
 async def serve(settings: Settings, stop_flag: asyncio.Event | threading.Event | None = None,
-                ready_flag: asyncio.Event | threading.Event | None = None) -> None:
-    """Run the operator until ``stop_flag`` is set (or forever)."""
+                ready_flag: asyncio.Event | threading.Event | None = None,
+                ui_settings: UiSettings | None = None) -> None:
+    """Run the operator (and the web UI when enabled) until ``stop_flag`` is set."""
     api = await _api_client(settings)
     kube = KubeApi(api, manager=settings.field_manager)
     opener = GitOpenerCache(kube, settings)
@@ -101,12 +125,14 @@ async def serve(settings: Settings, stop_flag: asyncio.Event | threading.Event |
                                               settings.renovate_interval_seconds))
     address = settings.metrics_host_port()
     try:
-        if address is None:
+        async with contextlib.AsyncExitStack() as stack:
+            if ui_settings is not None and ui_settings.enabled:
+                await stack.enter_async_context(_serve_ui(settings, ui_settings, api, kube))
+            if address is not None:
+                refresh = FleetRefresher(kube, metrics)
+                await stack.enter_async_context(
+                    serve_metrics(metrics, *address, before_scrape=refresh))
             await run_kopf()
-        else:
-            refresh = FleetRefresher(kube, metrics)
-            async with serve_metrics(metrics, *address, before_scrape=refresh):
-                await run_kopf()
     finally:
         if scans is not None:
             scans.cancel()
@@ -116,10 +142,10 @@ async def serve(settings: Settings, stop_flag: asyncio.Event | threading.Event |
         await api.close()
 
 
-def run(settings: Settings) -> None:
+def run(settings: Settings, ui_settings: UiSettings | None = None) -> None:
     """Blocking entry point for ``fluxup operator``."""
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if settings.kubeconfig is not None:
         os.environ["KUBECONFIG"] = str(settings.kubeconfig)
-    asyncio.run(serve(settings))
+    asyncio.run(serve(settings, ui_settings=ui_settings))

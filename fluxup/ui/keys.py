@@ -1,0 +1,33 @@
+"""Typed ``AppKey``s: what :func:`fluxup.ui.app.build_app` puts into the aiohttp app.
+
+One module so the routes and middlewares share the keys without importing each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Final
+
+import jinja2
+from aiohttp import web
+
+from fluxup.adapters.events import EventRecorder
+from fluxup.adapters.impersonation import Impersonator
+from fluxup.ui.oidc import OIDCClient
+from fluxup.ui.session import SessionCodec
+from fluxup.ui.settings import UiSettings
+
+__all__ = ["AUDIT", "CLOCK", "CODEC", "IMPERSONATOR", "OIDC", "OPERATOR_SETTINGS", "SETTINGS",
+           "STREAM_INTERVAL", "TEMPLATES"]
+
+SETTINGS: Final = web.AppKey("settings", UiSettings)
+CODEC: Final = web.AppKey("codec", SessionCodec)
+OIDC: Final = web.AppKey("oidc", OIDCClient)
+IMPERSONATOR: Final = web.AppKey("impersonator", Impersonator)
+AUDIT: Final = web.AppKey("audit", EventRecorder)
+TEMPLATES: Final = web.AppKey("templates", jinja2.Environment)
+CLOCK: Final = web.AppKey[Callable[[], datetime]]("clock")
+STREAM_INTERVAL: Final = web.AppKey("stream_interval", float)
+#: The operator's effective settings, shown read-only on the settings page.
+OPERATOR_SETTINGS: Final = web.AppKey("operator_settings", dict)

@@ -1,0 +1,80 @@
+"""Every page template renders fully populated objects (the status examples the operator
+writes) and escapes what users control; the view models they show are tested in
+``tests/logic``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from fluxup.api.managedapp import ManagedApp
+from fluxup.api.rollbackrequest import RollbackRequest
+from fluxup.api.upgraderequest import UpgradeRequest
+from fluxup.logic.inbox import build_inbox, build_values_diff, describe_age
+from fluxup.logic.operations import build_data_loss_warning, build_snapshot_sets
+from fluxup.ui.auth import User
+from fluxup.ui.render import build_templates
+from fluxup.ui.service import AppDetail, SnapshotRow
+from tests.api.examples import STATUS_EXAMPLES
+
+NOW = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
+
+
+def obj(kind: str, name: str, spec: dict[str, Any], **meta: Any) -> dict[str, Any]:
+    return {"apiVersion": "fluxup.dev/v1alpha1", "kind": kind,
+            "metadata": {"name": name, "namespace": "apps", **meta}, "spec": spec,
+            "status": STATUS_EXAMPLES[kind]}
+
+
+APP = ManagedApp.from_dict(obj("ManagedApp", "web<b>", {"helmReleaseRef": {"name": "web"}}))
+UP = UpgradeRequest.from_dict(obj("UpgradeRequest", "web-ui-1",
+                                  {"managedAppRef": {"name": "web"}, "dryRun": True},
+                                  annotations={"fluxup.dev/requested-by": "oidc:alice"}))
+RB = RollbackRequest.from_dict(obj("RollbackRequest", "web-rb",
+                                   {"upgradeRequestRef": {"name": "web-ui-1"}}))
+
+
+def render(template: str, **context: Any) -> str:
+    user = User("oidc:alice", ("oidc:team-a",), "Alice", "tok", "session")
+    return build_templates().get_template(template).render(
+        user=user, csrf=user.csrf, now=NOW, age=lambda d: describe_age(d, NOW), path="/",
+        **context)
+
+
+def test_dashboard() -> None:
+    html = render("dashboard.html", inbox=build_inbox([APP], [UP], [RB]))
+    assert "web&lt;b&gt;" in html
+    assert "web<b>" not in html
+    assert 'name="csrf_token"' in html or "X-CSRF-Token" in html
+
+
+def test_app_detail_confirm_rollback_progress_snapshots_settings() -> None:
+    sets = build_snapshot_sets([UP], "web")
+    detail = AppDetail(APP, obj("ManagedApp", "web", {"helmReleaseRef": {"name": "web"}}),
+                       [UP], [RB], sets, {"image": {"tag": "1"}})
+    assert "Review upgrade" in render("app.html", d=detail, app=APP, snapshots=[])
+    html = render("confirm.html", app=APP, up=UP, ready=True,
+                  values_diff=build_values_diff(UP.status.previous_identity,
+                                                UP.status.target_identity))
+    assert "Git diff" in html
+    choices = [(s, build_data_loss_warning(s, "apps", NOW)) for s in sets]
+    assert "Data loss" in render("rollback.html", app=APP, choices=choices, chosen=None)
+    for kind, req in (("upgrades", UP), ("rollbacks", RB)):
+        assert 'sse-connect="/stream/' in render("progress.html", req=req, kind=kind,
+                                                 live=True)
+    row = SnapshotRow("apps", "s1", "web", "web-ui-1", "data", True, "1Gi", None, None)
+    assert "Delete snapshot" in render("snapshots.html", rows=[row])
+    assert "may not" in render("settings.html", ui={"a": 1}, operator={}, can_upgrade=False)
+    assert "Not allowed" in render("error.html", status_code=403, message="forbidden")
+
+
+@pytest.mark.parametrize("phase", ["Failed", "Succeeded"])
+def test_progress_end_states(phase: str) -> None:
+    up = UpgradeRequest.from_dict({**obj("UpgradeRequest", "u", {"managedAppRef": {
+        "name": "web"}}), "status": {**STATUS_EXAMPLES["UpgradeRequest"], "phase": phase}})
+    html = render("_progress.html", req=up, kind="upgrades")
+    assert ("Roll back" in html) is True
+    assert ("The upgrade failed" in html) is (phase == "Failed")
+    assert ("Upgrade complete" in html) is (phase == "Succeeded")
