@@ -19,10 +19,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Debian packages the sandbox needs: git (Git server, Flux's source) and an OCI registry.
+# Debian packages the sandbox needs: git (Git server, Flux's source), an OCI registry, and
+# chromium for the UI's browser tests (Playwright drives this system browser).
 system-deps:
-	@command -v git >/dev/null && test -x /usr/bin/docker-registry || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git docker-registry; }
+	@command -v git >/dev/null && test -x /usr/bin/docker-registry && test -x /usr/bin/chromium || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git docker-registry chromium; }
 	@systemctl disable --now docker-registry >/dev/null 2>&1 || true
 
 build: venv system-deps
