@@ -8,6 +8,7 @@ the source says ``insecure: true``). Called by the UpgradeRequest reconciler; ra
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,7 +17,7 @@ from ruamel.yaml import YAML
 
 from fluxup.errors import ChartSourceError
 
-__all__ = ["list_helm_repository_versions", "list_oci_tags"]
+__all__ = ["list_helm_repository_versions", "list_oci_tags", "parse_index_versions"]
 
 
 async def list_helm_repository_versions(
@@ -30,12 +31,23 @@ async def list_helm_repository_versions(
             resp.raise_for_status()
     except httpx.HTTPError as exc:
         raise ChartSourceError(f"cannot read Helm repository index {index_url}: {exc}") from None
+    # a big index.yaml takes seconds to parse: a worker thread, never the event loop
+    return await asyncio.to_thread(parse_index_versions, resp.text, chart, index_url)
+
+
+def parse_index_versions(text: str, chart: str, where: str) -> list[str]:
+    """Versions of ``chart`` listed in the Helm repository index ``text``."""
     try:
-        index = YAML(typ="safe").load(resp.text)
+        index = YAML(typ="safe").load(text)
     except Exception as exc:  # ruamel raises several types for bad YAML
-        raise ChartSourceError(f"{index_url} is not valid YAML: {exc}") from None
-    entries: Mapping[str, Any] = (index or {}).get("entries") or {}
-    return [str(e.get("version")) for e in entries.get(chart) or [] if e.get("version")]
+        raise ChartSourceError(f"{where} is not valid YAML: {exc}") from None
+    if not isinstance(index, Mapping):
+        raise ChartSourceError(f"{where} is not a Helm repository index")
+    entries = index.get("entries") or {}
+    if not isinstance(entries, Mapping):
+        raise ChartSourceError(f"{where} has no valid entries map")
+    listed: Any = entries.get(chart) or []
+    return [str(e.get("version")) for e in listed if isinstance(e, Mapping) and e.get("version")]
 
 
 async def list_oci_tags(url: str, insecure: bool, http_timeout: float = 10.0) -> list[str]:

@@ -1,10 +1,15 @@
-"""Open the Git repository a ManagedApp lives in, with Flux's own credentials.
+"""Open the Git repository a ManagedApp lives in, with its own Flux GitRepository's
+credentials.
 
-The operator finds the Flux ``GitRepository`` whose URL the ManagedApp's status names,
-reads its ``secretRef`` Secret (``username``/``password`` for HTTPS, ``identity`` and
-``known_hosts`` for SSH — Flux's documented keys) and returns a cached
-:class:`~fluxup.adapters.git.cli.GitCliBackend` per (URL, branch), so the local clone is
-reused between passes. Secrets never leave this module except inside the backend.
+The ManagedApp's status names the GitRepository its Kustomization uses
+(``status.git.gitRepositoryRef``); credentials come from that object's ``secretRef``
+Secret only — never from another tenant's GitRepository that happens to share the URL.
+Flux's documented keys: ``username``/``password`` for HTTPS, ``identity`` and
+``known_hosts`` for SSH (a key without ``known_hosts`` is refused, as Flux refuses it:
+host keys are never trusted on first use). The Secret is read on every open, so a
+rotated credential is used from the next pass on without a restart; one backend (for
+``git``, its local clone) is kept per GitRepository, URL and branch, and replaced when
+the credentials change. Secrets never leave this module except inside the backend.
 
 With ``FLUXUP_GIT_BACKEND`` set to ``gitea``, ``github`` or ``gitlab`` the repository is
 reached through that forge's REST API instead (no clone), with the Secret's ``password``
@@ -16,6 +21,7 @@ Enterprise, ``https://HOST`` for GitLab and Gitea).
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 from pathlib import Path
 
@@ -25,7 +31,7 @@ from fluxup.adapters.git.cli import GitCliBackend, HttpCredentials, SshCredentia
 from fluxup.adapters.git.gitea import GiteaBackend
 from fluxup.adapters.git.github import GitHubBackend
 from fluxup.adapters.git.gitlab import GitLabBackend
-from fluxup.adapters.kube import Kube, R
+from fluxup.adapters.kube import Kube, Obj, R
 from fluxup.api.managedapp import GitSource
 from fluxup.errors import ConfigError
 from fluxup.settings import Settings
@@ -33,6 +39,9 @@ from fluxup.settings import Settings
 __all__ = ["GitOpenerCache", "build_forge_location"]
 
 FORGES = ("gitea", "github", "gitlab")
+
+Credentials = HttpCredentials | SshCredentials | None
+_Key = tuple[str, str, str, str]
 
 
 def build_forge_location(url: str) -> tuple[str, str, str]:
@@ -48,38 +57,62 @@ def build_forge_location(url: str) -> tuple[str, str, str]:
     return scheme, host.rpartition("@")[2], path
 
 
-def _decode(data: dict[str, str], key: str) -> str | None:
+def _decode(data: dict[str, str], key: str, where: str) -> str | None:
     value = data.get(key)
-    return base64.b64decode(value).decode() if value else None
+    if not value:
+        return None
+    try:
+        return base64.b64decode(value, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise ConfigError(f"Secret {where}: key {key} is not base64 text") from None
 
 
 class GitOpenerCache:
-    """Callable ``(GitSource, namespace) -> GitBackend`` with one backend per repo+branch."""
+    """Callable ``(GitSource, namespace) -> GitBackend``; see the module docstring."""
 
     def __init__(self, kube: Kube, settings: Settings) -> None:
         self._kube = kube
         self._settings = settings
-        self._backends: dict[tuple[str, str], GitBackend] = {}
+        self._backends: dict[_Key, tuple[Credentials, GitBackend]] = {}
 
     async def __call__(self, source: GitSource, namespace: str) -> GitBackend:
+        ref = source.git_repository_ref
+        if ref is None:
+            raise ConfigError(
+                f"no GitRepository recorded for {source.repository_url} yet "
+                "(status.git.gitRepositoryRef); FluxUp waits for the ManagedApp's discovery"
+            )
+        repo_ns = ref.namespace_or(namespace)
+        repo = await self._kube.find(R.GITREPOSITORY, repo_ns, ref.name)
+        if repo is None:
+            raise ConfigError(f"GitRepository {repo_ns}/{ref.name} not found")
+        url = str((repo.get("spec") or {}).get("url") or "")
+        if url != source.repository_url:
+            raise ConfigError(
+                f"GitRepository {repo_ns}/{ref.name} now points to {url}, not "
+                f"{source.repository_url}; FluxUp waits for the ManagedApp's discovery"
+            )
+        credentials = await self._credentials(repo)
         branch = source.branch or "main"
-        key = (source.repository_url, branch)
-        if key not in self._backends:
-            credentials = await self._credentials(source.repository_url)
-            if self._settings.git_backend in FORGES:
-                self._backends[key] = self._forge(source.repository_url, branch, credentials)
-                return self._backends[key]
-            digest = hashlib.sha256(f"{key}".encode()).hexdigest()[:16]
-            self._backends[key] = GitCliBackend(
-                url=source.repository_url, branch=branch,
+        key = (repo_ns, ref.name, url, branch)
+        cached = self._backends.get(key)
+        if cached is not None and cached[0] == credentials:
+            return cached[1]
+        backend: GitBackend
+        if self._settings.git_backend in FORGES:
+            backend = self._forge(url, branch, credentials)
+        else:
+            digest = hashlib.sha256(repr(key).encode()).hexdigest()[:16]
+            backend = GitCliBackend(
+                url=url, branch=branch,
                 workdir=Path(self._settings.work_dir) / "git" / digest,
                 credentials=credentials,
                 author=Author(self._settings.git_author_name, self._settings.git_author_email),
             )
-        return self._backends[key]
+        self._backends[key] = (credentials, backend)
+        return backend
 
-    def _forge(self, url: str, branch: str,
-               credentials: HttpCredentials | SshCredentials | None) -> GitBackend:
+    def _forge(self, url: str, branch: str, credentials: Credentials) -> GitBackend:
         kind = self._settings.git_backend
         if not isinstance(credentials, HttpCredentials):
             raise ConfigError(
@@ -103,26 +136,29 @@ class GitOpenerCache:
         return GiteaBackend(base_url=api or f"{scheme}://{host}", owner=owner, repo=repo,
                             branch=branch, token=token, author=author)
 
-    async def _credentials(self, url: str) -> HttpCredentials | SshCredentials | None:
-        for repo in await self._kube.list(R.GITREPOSITORY, None):
-            if (repo.get("spec") or {}).get("url") != url:
-                continue
-            secret_ref = (repo["spec"].get("secretRef") or {}).get("name")
-            if not secret_ref:
-                return None
-            secret = await self._kube.get(R.SECRET, repo["metadata"]["namespace"], secret_ref)
-            data = secret.get("data") or {}
-            identity = _decode(data, "identity")
-            if identity:
-                return SshCredentials(private_key=identity,
-                                      known_hosts=_decode(data, "known_hosts"))
-            username, password = _decode(data, "username"), _decode(data, "password")
-            if password:
-                return HttpCredentials(username=username or "git", password=password)
-            raise ConfigError(f"Secret {repo['metadata']['namespace']}/{secret_ref} has "
-                              "neither username/password nor identity")
-        return None
+    async def _credentials(self, repo: Obj) -> Credentials:
+        repo_ns = repo["metadata"]["namespace"]
+        secret_name = ((repo.get("spec") or {}).get("secretRef") or {}).get("name")
+        if not secret_name:
+            return None
+        where = f"{repo_ns}/{secret_name}"
+        secret = await self._kube.get(R.SECRET, repo_ns, str(secret_name))
+        data = secret.get("data") or {}
+        identity = _decode(data, "identity", where)
+        if identity:
+            known_hosts = _decode(data, "known_hosts", where)
+            if not (known_hosts or "").strip():
+                raise ConfigError(
+                    f"Secret {where} has an SSH identity but no known_hosts; FluxUp, like "
+                    "Flux, never trusts a host key on first use: add the server's "
+                    "known_hosts line to the Secret"
+                )
+            return SshCredentials(private_key=identity, known_hosts=known_hosts)
+        username, password = _decode(data, "username", where), _decode(data, "password", where)
+        if password:
+            return HttpCredentials(username=username or "git", password=password)
+        raise ConfigError(f"Secret {where} has neither username/password nor identity")
 
     async def aclose(self) -> None:
-        for backend in self._backends.values():
+        for _, backend in self._backends.values():
             await backend.aclose()

@@ -293,12 +293,17 @@ class ChartSource:
 
 @dataclass(frozen=True)
 class GitSource:
-    """Where the HelmRelease lives in Git: repository, branch, Kustomization path, file."""
+    """Where the HelmRelease lives in Git: repository, branch, Kustomization path, file.
+
+    ``git_repository_ref`` is the Flux GitRepository the app's Kustomization uses; FluxUp
+    takes Git credentials from its ``secretRef`` only (never from another GitRepository
+    that happens to share the URL)."""
 
     repository_url: str
     branch: str | None = None
     path: str | None = None
     file: str | None = None
+    git_repository_ref: NamespacedObjectReference | None = None
 
 
 @dataclass(frozen=True)

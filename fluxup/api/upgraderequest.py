@@ -126,7 +126,9 @@ class UpgradeRequestStatus(JSONModel):
     """Progress of the upgrade (``status``). ``phase`` is ``None`` until first seen.
 
     ``previous_identity`` is what ran before (a rollback returns to it);
-    ``target_identity`` the resolved identity being released. ``rollback_request`` names
+    ``target_identity`` the resolved identity being released. ``apply_requested_at`` is
+    when FluxUp last asked Flux to reconcile (it asks again from that time, never from a
+    clock modulo). ``rollback_request`` names
     the RollbackRequest started by ``autoRollback`` after a failure.
     """
 
@@ -142,6 +144,7 @@ class UpgradeRequestStatus(JSONModel):
     message: str | None = None
     previous_identity: Identity | None = None
     target_identity: Identity | None = None
+    apply_requested_at: datetime | None = None
     git_commit: str | None = None
     git_diff: str | None = None
     snapshots: tuple[SnapshotStatus, ...] = ()

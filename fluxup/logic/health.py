@@ -2,7 +2,8 @@
 
 :func:`determine_workload_health` reads a Deployment or StatefulSet object: the
 controller has observed its current generation, and at least ``spec.replicas``
-(default 1) pods are ready and updated to the new spec. Called by
+(default 1) pods are ready and updated to the new spec. :func:`public_url` is the form
+of the HTTP check's URL that may appear in status (no credentials, no query). Called by
 :mod:`fluxup.reconcile.upgrade_steps`. Pure; no I/O.
 """
 
@@ -11,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["WorkloadHealth", "determine_workload_health"]
+__all__ = ["WorkloadHealth", "determine_workload_health", "public_url"]
 
 
 @dataclass(frozen=True)
@@ -36,3 +38,17 @@ def determine_workload_health(obj: Mapping[str, Any], stateful: bool) -> Workloa
         ready_replicas=ready,
         wanted=wanted,
     )
+
+
+def public_url(url: str) -> str:
+    """``url`` without userinfo, query or fragment (either can carry a secret)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "(unparsable URL)"
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -36,7 +37,11 @@ class Context:
     open_git: GitOpener
     events: EventRecorder
     now: Callable[[], dt.datetime] = utcnow
-    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    #: one lock per object while anyone uses it; a lock nobody holds or waits for is
+    #: dropped (weak values), so the table never grows with deleted objects
+    locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(
+        default_factory=weakref.WeakValueDictionary
+    )
     #: the operator's metrics; None in tests that do not look at them
     metrics: OperatorMetrics | None = None
     #: delivers notices in the background; None when no channel is configured
@@ -44,4 +49,7 @@ class Context:
 
     def lock(self, key: str) -> asyncio.Lock:
         """One lock per object, so a timer and an event never reconcile it at once."""
-        return self.locks.setdefault(key, asyncio.Lock())
+        lock = self.locks.get(key)
+        if lock is None:
+            lock = self.locks[key] = asyncio.Lock()
+        return lock

@@ -12,6 +12,7 @@ are never written here.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass, field, replace
@@ -30,7 +31,7 @@ from fluxup.api.managedapp import (
     HelmReleaseInfo,
     ManagedApp,
 )
-from fluxup.api.meta import ImageTag, WorkloadKind
+from fluxup.api.meta import ImageTag, NamespacedObjectReference, WorkloadKind
 from fluxup.errors import FluxUpError
 from fluxup.logic import discovery, yamledit
 from fluxup.logic.hold_requests import HoldState
@@ -270,14 +271,16 @@ async def _git(ctx: Context, app: ManagedApp, hr: Obj, seen: _Observed) -> None:
     url = str(repo["spec"]["url"])
     branch = ((repo["spec"].get("ref") or {}).get("branch")) or None
     path = str((ks.get("spec") or {}).get("path") or "").strip("./").strip("/")
+    repo_ref = NamespacedObjectReference(repo["metadata"]["name"], repo["metadata"]["namespace"])
     previous = app.status.git
     file = app.spec.git_path
-    if not file and previous and previous.repository_url == url and previous.path == path:
+    if not file and previous and (previous.repository_url, previous.path,
+                                  previous.git_repository_ref) == (url, path, repo_ref):
         file = previous.file
-    git_source = GitSource(repository_url=url, branch=branch, path=path, file=file)
+    git_source = GitSource(url, branch, path, file, repo_ref)
     if not file:
         file = await _find_file(ctx, app, git_source, hr)
-        git_source = GitSource(repository_url=url, branch=branch, path=path, file=file)
+        git_source = GitSource(url, branch, path, file, repo_ref)
     seen.status["git"] = encode(git_source)
     if file:
         seen.condition(
@@ -304,8 +307,9 @@ async def _find_file(ctx: Context, app: ManagedApp, source: GitSource, hr: Obj) 
                 continue
             text = (await git.read_file(path)).text
             try:
-                docs = yamledit.find_documents(
-                    text, "HelmRelease", hr["metadata"]["name"], path=path
+                docs = await asyncio.to_thread(  # parsing is CPU work: off the event loop
+                    yamledit.find_documents, text, "HelmRelease", hr["metadata"]["name"],
+                    path=path,
                 )
             except FluxUpError:
                 continue

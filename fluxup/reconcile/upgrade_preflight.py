@@ -7,6 +7,7 @@ exactly the diff Preflight showed. Reads only; changes nothing anywhere.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fluxup.adapters import chartsource
@@ -109,7 +110,8 @@ async def _target_exists(p: Pass, hr: Obj, oci: Obj | None, version: str) -> Pre
             str(source.get("name")),
         )
         if repo is None:
-            return _check(name, False, f"HelmRepository {source.get('name')} not found")
+            return _check(name, False, f"could not check: HelmRepository "
+                          f"{source.get('name')} not found", warn_only=True)
         url = str((repo.get("spec") or {}).get("url"))
         if url.startswith("oci://"):
             tags = await chartsource.list_oci_tags(
@@ -127,7 +129,8 @@ async def _target_exists(p: Pass, hr: Obj, oci: Obj | None, version: str) -> Pre
             f"{'found' if found else 'not found'} in {url}",
         )
     except ChartSourceError as exc:
-        return _check(name, False, str(exc))
+        # an unreadable source is not proof the version is missing: warn, never hold forever
+        return _check(name, False, f"could not check: {exc}", warn_only=True)
 
 
 def _render_edit(
@@ -173,7 +176,11 @@ async def build_git_changes(
     via_chart_ref = source is not None and source.kind == "OCIRepository"
     changes: dict[str, tuple[str, str]] = {}
     current = await git.read_file(git_source.file)
-    new = _render_edit(via_chart_ref, current.text, git_source.file, target, hr_name, hr_namespace)
+    # YAML round-trips are CPU work: they run in a worker thread, never on the event loop
+    new = await asyncio.to_thread(
+        _render_edit, via_chart_ref, current.text, git_source.file, target, hr_name,
+        hr_namespace,
+    )
     if new != current.text:
         changes[git_source.file] = (current.text, new)
     if via_chart_ref and target.version and source is not None:
@@ -181,9 +188,14 @@ async def build_git_changes(
             if not path.endswith((".yaml", ".yml")):
                 continue
             text = changes[path][1] if path in changes else (await git.read_file(path)).text
-            if not yamledit.find_documents(text, "OCIRepository", source.name, path=path):
+            found = await asyncio.to_thread(
+                yamledit.find_documents, text, "OCIRepository", source.name, path=path
+            )
+            if not found:
                 continue
-            new = yamledit.edit_oci_tag(text, name=source.name, tag=target.version, path=path)
+            new = await asyncio.to_thread(
+                yamledit.edit_oci_tag, text, name=source.name, tag=target.version, path=path
+            )
             old = changes[path][0] if path in changes else text
             if new != old:
                 changes[path] = (old, new)

@@ -8,6 +8,7 @@ replicas recorded in status before scaling), so re-running it after a crash is s
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from fluxup.adapters import flux
@@ -70,6 +71,9 @@ __all__ = [
 ]
 
 UPGRADE_REQUEST_KIND = UPGRADE_REQUEST.kind
+
+#: How long AwaitingApply waits after asking Flux to reconcile before asking again.
+REAPPLY_AFTER = dt.timedelta(seconds=20)
 
 
 
@@ -148,7 +152,9 @@ async def commit(p: Pass) -> Outcome:
             sha = result.sha
     await _request_flux_apply(p)
     return Outcome.finished(
-        f"committed {sha[:12]}" if sha else "Git already had the target", git_commit=sha
+        f"committed {sha[:12]}" if sha else "Git already had the target",
+        git_commit=sha,
+        apply_requested_at=p.ctx.now(),
     )
 
 
@@ -194,10 +200,13 @@ async def await_apply(p: Pass) -> Outcome:
         pending.append("OCIRepository")
     if not pending:
         return Outcome.finished("the gate holds the new version")
-    started = p.status.phase_started_at or p.ctx.now()
-    if p.ur.spec.origin is not Origin.GIT and (p.ctx.now() - started).total_seconds() % 20 < 1.5:
-        await _request_flux_apply(p)
-    return Outcome.waiting(f"waiting for Flux to apply {' and '.join(pending)}")
+    message = f"waiting for Flux to apply {' and '.join(pending)}"
+    now = p.ctx.now()
+    asked = p.status.apply_requested_at
+    if p.ur.spec.origin is not Origin.GIT and (asked is None or now >= asked + REAPPLY_AFTER):
+        await _request_flux_apply(p)  # Flux may have fetched before the commit landed
+        return Outcome.waiting(message, apply_requested_at=now)
+    return Outcome.waiting(message)
 
 
 def _arrived(obj: Obj | None, part: GateIdentity) -> bool:

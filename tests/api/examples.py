@@ -93,6 +93,7 @@ MANAGED_APP_STATUS: Final[dict[str, Any]] = {
         "branch": "main",
         "path": "./apps",
         "file": "apps/podinfo/helmrelease.yaml",
+        "gitRepositoryRef": {"name": "fleet", "namespace": "flux-system"},
     },
     "pvcs": [
         {
@@ -158,6 +159,7 @@ UPGRADE_REQUEST_STATUS: Final[dict[str, Any]] = {
             }
         ],
     },
+    "applyRequestedAt": "2026-03-01T10:01:00Z",
     "gitCommit": "3f1c2b9e8d7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e",
     "gitDiff": (
         "--- a/apps/podinfo/helmrelease.yaml\n+++ b/apps/podinfo/helmrelease.yaml\n"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from fluxup.logic.health import WorkloadHealth, determine_workload_health
+from fluxup.logic.health import WorkloadHealth, determine_workload_health, public_url
 
 
 def wl(replicas: int | None, ready: int, updated: int | None, observed: int = 3) -> dict[str, Any]:
@@ -30,3 +30,13 @@ def wl(replicas: int | None, ready: int, updated: int | None, observed: int = 3)
 ])
 def test_workload_health(obj: dict[str, Any], stateful: bool, expected: WorkloadHealth) -> None:
     assert determine_workload_health(obj, stateful) == expected
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("http://web.apps:8080/healthz", "http://web.apps:8080/healthz"),
+    ("https://user:s3cret@web.example/health?token=abc#x", "https://web.example/health"),
+    ("http://[::1]:9/h", "http://[::1]:9/h"),
+    ("http://web:notaport/h", "(unparsable URL)"),
+])
+def test_public_url_hides_credentials(url: str, shown: str) -> None:
+    assert public_url(url) == shown

@@ -3,15 +3,33 @@ route a request takes, what each phase action changes, and the ways a request en
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
+from fluxup.adapters.git import GitBackend, GitCliBackend
 from fluxup.adapters.kube import R
 from fluxup.api import annotations as ann
+from fluxup.api.managedapp import GitSource
 from fluxup.errors import KubeError
 from fluxup.reconcile.upgrade import FINALIZER, reconcile_upgrade
+from tests.adapters.test_git_cli import Remote, init_bare
 from tests.reconcile.world import APP, NS, World, chart_repo
+
+RELEASE = """\
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata:
+  name: web
+  namespace: apps
+spec:
+  chart:
+    spec:
+      chart: web
+      version: "1.0.0"
+"""
 
 
 @pytest.fixture
@@ -190,3 +208,99 @@ async def test_a_dry_run_stops_after_preflight(world: World) -> None:
     assert "dry run: preflight passed" in world.get(R.UPGRADEREQUEST, "dry")["status"][
         "message"]
     assert world.kube.all(R.SNAPSHOT) == []
+
+
+async def _to_health_checking(world: World, name: str) -> None:
+    world.gate_holds("1.1.0")
+    world.request(name, targetVersion="1.1.0", origin="git")
+    await run(world, name, 4)
+    world.snapshots_ready()
+    await run(world, name, 2)
+    world.helm_releases("1.1.0")
+    assert await run(world, name) == ["HealthChecking"]
+
+
+async def test_the_http_check_never_shows_credentials_or_raw_errors(world: World) -> None:
+    port = _closed_port()
+    app = world.get(R.MANAGEDAPP, APP)
+    app["spec"]["healthCheck"] = {
+        "http": {"url": f"http://probe:s3cret@127.0.0.1:{port}/health?token=abc"}}
+    world.kube.put(R.MANAGEDAPP, app)
+    await _to_health_checking(world, "checked")
+    assert await run(world, "checked") == ["HealthChecking"]
+    message = world.get(R.UPGRADEREQUEST, "checked")["status"]["message"]
+    assert message == f"HTTP check http://127.0.0.1:{port}/health: could not connect"
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def fleet_repo(tmp_path: Path) -> Path:
+    """A bare Git repository (file://) holding the app's HelmRelease at 1.0.0."""
+    bare = init_bare(tmp_path / "fleet.git")
+    Remote(url=bare.as_uri(), workdir=tmp_path).seed({"apps/web.yaml": RELEASE})
+    return bare
+
+
+async def test_a_kubectl_request_commits_once_and_asks_flux_again_at_the_recorded_time(
+    world: World, tmp_path: Path, fleet_repo: Path
+) -> None:
+    bare = fleet_repo
+    backend = GitCliBackend(url=bare.as_uri(), branch="main", workdir=tmp_path / "clone")
+
+    async def open_git(source: GitSource, namespace: str) -> GitBackend:
+        return backend
+
+    world.ctx.open_git = open_git
+    app = world.get(R.MANAGEDAPP, APP)
+    app["status"]["git"] = {"repositoryUrl": bare.as_uri(), "branch": "main", "path": "apps",
+                            "file": "apps/web.yaml"}
+    world.kube.put(R.MANAGEDAPP, app)
+    hr = world.get(R.HELMRELEASE, APP)
+    hr["metadata"]["labels"]["kustomize.toolkit.fluxcd.io/name"] = "apps"
+    hr["metadata"]["labels"]["kustomize.toolkit.fluxcd.io/namespace"] = "flux-system"
+    world.kube.put(R.HELMRELEASE, hr)
+    world.kube.put(R.KUSTOMIZATION, {"metadata": {"name": "apps", "namespace": "flux-system"},
+                                     "spec": {"sourceRef": {"kind": "GitRepository",
+                                                            "name": "fleet"}}})
+    world.kube.put(R.GITREPOSITORY, {"metadata": {"name": "fleet", "namespace": "flux-system"},
+                                     "spec": {"url": bare.as_uri()}})
+    world.request("bump", targetVersion="1.1.0", origin="kubectl")
+
+    def asked() -> str | None:
+        ks = world.get(R.KUSTOMIZATION, "apps", "flux-system")
+        return (ks["metadata"].get("annotations") or {}).get(ann.REQUESTED_AT)
+
+    assert await run(world, "bump", 3) == ["Preflight", "Committing", "AwaitingApply"]
+    status = world.get(R.UPGRADEREQUEST, "bump")["status"]
+    assert '-      version: "1.0.0"\n+      version: "1.1.0"\n' in status["gitDiff"]
+    assert status["applyRequestedAt"] == "2026-03-01T10:00:00Z"
+    first = asked()
+    assert first is not None
+    assert len(await backend.find_commit("Upgrade-Request", f"{NS}/bump") or "") == 40
+    world.clock.advance(seconds=10)
+    assert await run(world, "bump") == ["AwaitingApply"]
+    assert asked() == first  # not yet: asked 10s ago
+    world.clock.advance(seconds=11)
+    assert await run(world, "bump") == ["AwaitingApply"]
+    assert world.get(R.UPGRADEREQUEST, "bump")["status"]["applyRequestedAt"] == \
+        "2026-03-01T10:00:21Z"
+    world.gate_holds("1.1.0")  # Flux applied the commit; the gate holds it
+    assert await run(world, "bump") == ["Snapshotting"]
+
+
+async def test_an_unreadable_chart_source_is_a_warning_not_a_hold(world: World) -> None:
+    repo = world.get(R.HELMREPOSITORY, "charts")
+    repo["spec"]["url"] = f"http://127.0.0.1:{_closed_port()}/charts"
+    world.kube.put(R.HELMREPOSITORY, repo)
+    world.gate_holds("1.1.0")
+    world.request("blind", targetVersion="1.1.0", origin="git")
+    assert await run(world, "blind", 2) == ["Preflight", "AwaitingApply"]
+    checks = {c["name"]: c for c in world.get(R.UPGRADEREQUEST, "blind")["status"]["preflight"]}
+    assert checks["target-version-exists"]["result"] == "Warning"
+    assert checks["target-version-exists"]["message"].startswith(
+        "could not check: cannot read Helm repository index")

@@ -96,7 +96,7 @@ class HttpCredentials:
 @dataclass(frozen=True)
 class SshCredentials:
     """A private key for Git over SSH; ``known_hosts`` lines pin the server's host key
-    (without them the first key seen is accepted and remembered for one command)."""
+    (required: like Flux, FluxUp never trusts a host key on first use)."""
 
     private_key: str = field(repr=False)
     known_hosts: str | None = None
@@ -137,6 +137,11 @@ class GitCliBackend:
             )
         if not _BRANCH.match(branch) or ".." in branch:
             raise ConfigError(f"{branch!r} is not a valid Git branch name")
+        if isinstance(credentials, SshCredentials) and not (credentials.known_hosts or "").strip():
+            raise ConfigError(
+                "an SSH key without known_hosts: FluxUp never trusts a host key on first "
+                "use; add the server's known_hosts line to the credentials Secret"
+            )
         if push_attempts < 1:
             raise ConfigError("push_attempts must be at least 1")
         self._url = url
@@ -500,12 +505,11 @@ class GitCliBackend:
             hosts = Path(directory, "known_hosts")
             await asyncio.to_thread(_write_private, key, creds.private_key.rstrip("\n") + "\n")
             await asyncio.to_thread(_write_private, hosts, creds.known_hosts or "")
-            checking = "yes" if creds.known_hosts else "accept-new"
             command = [
                 self._ssh,
                 *("-F", os.devnull, "-i", str(key), "-o", "IdentitiesOnly=yes"),
                 *("-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={hosts}"),
-                *("-o", f"StrictHostKeyChecking={checking}"),
+                *("-o", "StrictHostKeyChecking=yes"),
             ]
             yield {"GIT_SSH_COMMAND": shlex.join(command), "GIT_SSH_VARIANT": "ssh"}
         finally:
