@@ -6,7 +6,7 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 ARG NODE_IMAGE=node:24-bookworm-slim
 
 FROM ${NODE_IMAGE} AS renovate
-ARG RENOVATE_VERSION=44
+ARG RENOVATE_VERSION=44.121.2
 RUN npm install --global --omit=dev --no-audit --no-fund "renovate@${RENOVATE_VERSION}" \
  && npm cache clean --force
 

@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 SANDBOX_DIR ?= .sandbox
 PYTEST_ARGS ?=
 
-.PHONY: venv system-deps build lint test demo demo-down clean
+.PHONY: venv system-deps build renovate lint test demo demo-down clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,22 +19,29 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Debian packages the sandbox needs: git (Git server, Flux's source), an OCI registry, and
-# chromium for the UI's browser tests (Playwright drives this system browser).
+# Debian packages the sandbox needs: git (Git server, Flux's source), an OCI registry,
+# chromium for the UI's browser tests (Playwright drives this system browser), and npm (it
+# installs Node 24 + Renovate from the npm registry; see `make renovate`).
 system-deps:
-	@command -v git >/dev/null && test -x /usr/bin/docker-registry && test -x /usr/bin/chromium || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git docker-registry chromium; }
+	@command -v git >/dev/null && test -x /usr/bin/docker-registry && test -x /usr/bin/chromium \
+		&& command -v npm >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git docker-registry chromium npm; }
 	@systemctl disable --now docker-registry >/dev/null 2>&1 || true
 
 build: venv system-deps
 	$(BIN)/fluxup sandbox build
+
+# Node 24 + Renovate 44 from the npm registry (FluxUp runs Renovate for update detection),
+# cached under ~/.cache/fluxup by version: about 2 minutes once, then instant.
+renovate: venv system-deps
+	$(BIN)/fluxup renovate install
 
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: build lint
+test: build lint renovate
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 demo: build

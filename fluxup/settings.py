@@ -119,8 +119,8 @@ class Settings:
     #: (the container image ships both here), seconds between scheduled scans (0: only on
     #: demand), the time limit of one run, plain-HTTP registries, in-cluster hosts Renovate
     #: may reach, and hosts it must never contact (``HOST`` or ``HOST:PORT``).
-    renovate_node: Path = Path("/opt/renovate/node/bin/node")
-    renovate_js: Path = Path("/opt/renovate/node_modules/renovate/dist/renovate.js")
+    renovate_node: Path = Path("/usr/local/bin/node")
+    renovate_js: Path = Path("/usr/local/lib/node_modules/renovate/dist/renovate.js")
     renovate_interval_seconds: float = 0.0
     renovate_timeout_seconds: float = 600.0
     renovate_insecure_registries: tuple[str, ...] = ()

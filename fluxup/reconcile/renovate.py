@@ -202,6 +202,8 @@ async def scan_repository(
                               f"scan of {where} failed: {result.describe_failure()}; "
                               "the last known updates are kept")
         log.warning("%s", outcome.message)
+    if ctx.metrics is not None:
+        ctx.metrics.observe_scan("success" if outcome.ok else "failure", result.duration_seconds)
     summary = await ingest_report(ctx, report, outcome, repository_url=source.repository_url)
     return ScanSummary(summary.repository, summary.apps, summary.candidates, summary.ok,
                        outcome.message, result.duration_seconds, summary.auto_upgrades)
