@@ -138,6 +138,8 @@ def select_expired(
     are kept; older sets are deleted, and so are sets older than ``max_age``, except
     the newest set (what a rollback restores) and sets of ``protected_requests``
     (in-flight upgrades and the newest successful one), which are never deleted.
+    A set with a failed snapshot (``status.error``) can restore nothing: it is deleted
+    unless protected, and never counts as the newest set or towards ``keep_last``.
     Snapshots without a request label are no set: never deleted, never counted.
     """
     protected = {label_safe(r) for r in protected_requests}
@@ -146,8 +148,14 @@ def select_expired(
         request = str(((snap.get("metadata") or {}).get("labels") or {}).get(REQUEST_LABEL, ""))
         if request:
             sets.setdefault(request, []).append(snap)
-    ordered = sorted(sets.items(), key=lambda kv: max(_created(s) for s in kv[1]), reverse=True)
     expired: list[str] = []
+    for request, members in list(sets.items()):
+        failed = any(determine_snapshot_status(s).state is SnapshotState.FAILED for s in members)
+        if failed:
+            del sets[request]
+            if request not in protected:
+                expired += sorted(str(s["metadata"]["name"]) for s in members)
+    ordered = sorted(sets.items(), key=lambda kv: max(_created(s) for s in kv[1]), reverse=True)
     for index, (request, members) in enumerate(ordered):
         if index == 0 or request in protected:
             continue

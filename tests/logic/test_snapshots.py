@@ -387,3 +387,22 @@ def test_select_expired_never_returns_the_newest_set() -> None:
     expired = select_expired(sets, 1, dt.timedelta(seconds=1), NOW, [])
     assert "up-0-data" not in expired
     assert sorted(expired) == sorted(f"up-{i}-data" for i in range(1, 5))
+
+
+def _failed(snap: Obj) -> Obj:
+    snap["status"] = {"readyToUse": False, "error": {"message": "disk full"}}
+    return snap
+
+
+def test_failed_sets_are_pruned_and_take_no_slot() -> None:
+    sets = [
+        _failed(member("up-3", "up-3-data", 1)),  # newest, but failed: restores nothing
+        member("up-2", "up-2-data", 5),
+        member("up-1", "up-1-data", 20),
+    ]
+    assert select_expired(sets, 2, None, NOW, []) == ["up-3-data"]
+
+
+def test_a_protected_failed_set_is_kept() -> None:
+    sets = [_failed(member("up-3", "up-3-data", 1)), member("up-2", "up-2-data", 5)]
+    assert select_expired(sets, 1, None, NOW, ["up-3"]) == []
