@@ -1,8 +1,8 @@
 """RestoringVolumes driven pass by pass, with crashes between any two writes.
 
-The Kubernetes side is an in-memory stand-in for the :class:`~fluxup.adapters.kube.Kube`
-Protocol (the reconcilers' test seam): a fake, because these tests inject a crash
-between every API call and the status write, which a real apiserver cannot do on demand.
+The Kubernetes side is the shared in-memory API server (:mod:`tests.memkube`), extended
+to crash at a chosen call: a fake, because these tests inject a crash between every API
+call and the status write, which a real apiserver cannot do on demand.
 The e2e tests (tests/integration/test_rollback_e2e.py) run the same code against the
 sandbox's real apiserver, CSI driver and snapshot controller.
 """
@@ -13,7 +13,6 @@ import copy
 import dataclasses
 import datetime as dt
 import random
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -26,103 +25,52 @@ from fluxup.api.rollbackrequest import (
     RollbackRequest,
     RollbackRequestStatus,
 )
-from fluxup.errors import KubeConflict, KubeNotFound
 from fluxup.logic.rollback_plan import RESTORED_BY_ANNOTATION, RETAINED_BY_LABEL
 from fluxup.reconcile.context import Context
 from fluxup.reconcile.rollback_pass import RollbackPass
 from fluxup.reconcile.rollback_steps import restore_volumes
 from fluxup.settings import Settings
-
-
-def _merge(target: Any, patch: Any) -> Any:
-    if not isinstance(patch, Mapping):
-        return copy.deepcopy(patch)
-    out = dict(target) if isinstance(target, Mapping) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = _merge(out.get(key), value)
-    return out
+from tests.memkube import MemoryKube
 
 
 class Crash(Exception):
     """The operator died in the middle of a pass."""
 
 
-class MemoryKube:
-    """In-memory objects by (plural, namespace, name); deleting a PVC releases its PV."""
+class CrashingKube(MemoryKube):
+    """The shared in-memory API server, plus: a crash at a chosen call, the provisioner
+    binding new claims, and the data-safety invariant checked at every claim deletion."""
 
     def __init__(self, status_of: Any) -> None:
-        self.objects: dict[tuple[str, str | None, str], Obj] = {}
-        self.deleted: list[str] = []
+        super().__init__()
         self.status_of = status_of
-        self.calls = 0
+        self.deleted: list[str] = []
         self.crash_at: int | None = None
 
-    def _tick(self) -> None:
-        self.calls += 1
-        if self.crash_at is not None and self.calls >= self.crash_at:
+    def _enter(self, verb: str, res: Resource, name: str) -> None:
+        super()._enter(verb, res, name)
+        if self.crash_at is not None and len(self.calls) >= self.crash_at:
             self.crash_at = None
-            raise Crash  # an operator killed mid-pass
-
-    def put(self, res: Resource, obj: Obj) -> None:
-        meta = obj["metadata"]
-        self.objects[(res.plural, meta.get("namespace"), meta["name"])] = obj
-
-    async def get(self, res: Resource, namespace: str | None, name: str) -> Obj:
-        found = await self.find(res, namespace, name)
-        if found is None:
-            raise KubeNotFound(name)
-        return found
-
-    async def find(self, res: Resource, namespace: str | None, name: str) -> Obj | None:
-        self._tick()
-        obj = self.objects.get((res.plural, namespace if res.namespaced else None, name))
-        return copy.deepcopy(obj) if obj is not None else None
-
-    async def list(self, res: Resource, namespace: str | None = None,
-                   labels: Mapping[str, str] | None = None) -> list[Obj]:
-        self._tick()
-        return [copy.deepcopy(o) for (p, ns, _), o in self.objects.items()
-                if p == res.plural and (namespace is None or ns == namespace)]
+            raise Crash
 
     async def create(self, res: Resource, namespace: str | None, body: Obj) -> Obj:
-        self._tick()
-        key = (res.plural, namespace, body["metadata"]["name"])
-        if key in self.objects:
-            raise KubeConflict("exists")
-        obj = copy.deepcopy(body)
         if res is R.PVC:  # the provisioner binds it to a new volume filled from the snapshot
-            obj["spec"]["volumeName"] = "pv-new"
+            body = {**body, "spec": {**body["spec"], "volumeName": "pv-new"}}
             self.put(R.PV, {"metadata": {"name": "pv-new"},
                             "spec": {"persistentVolumeReclaimPolicy": "Delete"}})
-        self.objects[key] = obj
-        return copy.deepcopy(obj)
-
-    async def merge_patch(self, res: Resource, namespace: str | None, name: str, patch: Obj,
-                          sub: str = "") -> Obj:
-        self._tick()
-        key = (res.plural, namespace if res.namespaced else None, name)
-        if key not in self.objects:
-            raise KubeNotFound(name)
-        self.objects[key] = _merge(self.objects[key], patch)
-        return copy.deepcopy(self.objects[key])
-
-    async def apply(self, res: Resource, namespace: str | None, body: Obj, manager: str,
-                    sub: str = "") -> Obj:
-        raise NotImplementedError
+        return await super().create(res, namespace, body)
 
     async def delete(self, res: Resource, namespace: str | None, name: str) -> None:
-        self._tick()
-        key = (res.plural, namespace, name)
-        obj = self.objects.pop(key, None)
+        obj = self.peek(res, namespace, name)
+        await super().delete(res, namespace, name)
         if obj is None or res is not R.PVC:
             return
         # the invariant under test: the data is safe before its claim goes
-        volume = self.objects[("persistentvolumes", None, obj["spec"]["volumeName"])]
+        volume = self.peek(R.PV, None, obj["spec"]["volumeName"])
         entry = next(e for e in self.status_of().restored_pvcs if e.name == name)
-        snap = self.objects[("volumesnapshots", namespace, entry.snapshot)]
+        snap = self.peek(R.SNAPSHOT, namespace, entry.snapshot)
+        assert volume is not None
+        assert snap is not None
         assert snap["status"]["readyToUse"] is True
         assert volume["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
         assert volume["metadata"]["labels"][RETAINED_BY_LABEL] == "undo"
@@ -135,13 +83,13 @@ class _Events:
         return
 
 
-def _world(ready: bool = True) -> tuple[MemoryKube, list[RollbackRequestStatus]]:
+def _world(ready: bool = True) -> tuple[CrashingKube, list[RollbackRequestStatus]]:
     statuses = [RollbackRequestStatus(
         phase=RollbackPhase.RESTORING_VOLUMES,
         restored_pvcs=(RestoredPVC(name="data", namespace="shop", snapshot="up-data",
                                    restored=False),),
     )]
-    kube = MemoryKube(lambda: statuses[-1])
+    kube = CrashingKube(lambda: statuses[-1])
     kube.put(R.PVC, {
         "metadata": {"name": "data", "namespace": "shop", "labels": {"tier": "db"},
                      "annotations": {"pv.kubernetes.io/bind-completed": "yes"}},
@@ -156,7 +104,7 @@ def _world(ready: bool = True) -> tuple[MemoryKube, list[RollbackRequestStatus]]
     return kube, statuses
 
 
-def _pass(kube: MemoryKube, status: RollbackRequestStatus) -> Any:
+def _pass(kube: CrashingKube, status: RollbackRequestStatus) -> Any:
     ctx = Context(kube=kube, settings=Settings(), open_git=None,  # type: ignore[arg-type]
                   events=_Events(),  # type: ignore[arg-type]
                   now=lambda: dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
@@ -171,11 +119,11 @@ def _pass(kube: MemoryKube, status: RollbackRequestStatus) -> Any:
     return RollbackPass(ctx, {}, rr, status, app, None)
 
 
-async def _drive(kube: MemoryKube, statuses: list[RollbackRequestStatus],
+async def _drive(kube: CrashingKube, statuses: list[RollbackRequestStatus],
                  crashes: random.Random | None = None) -> RollbackRequestStatus:
     for _ in range(40):
         if crashes is not None and crashes.random() < 0.5:
-            kube.crash_at = kube.calls + crashes.randint(1, 4)
+            kube.crash_at = len(kube.calls) + crashes.randint(1, 4)
         try:
             outcome = await restore_volumes(_pass(kube, statuses[-1]))
         except Crash:
@@ -194,13 +142,15 @@ async def test_restore_recreates_the_claim_from_the_snapshot() -> None:
     assert entry.restored
     assert entry.retained_volume == "pv-old"
     assert kube.deleted == ["data"]
-    claim = kube.objects[("persistentvolumeclaims", "shop", "data")]
+    claim = kube.peek(R.PVC, "shop", "data")
+    assert claim is not None
     assert claim["spec"]["dataSource"]["name"] == "up-data"
     assert claim["spec"]["resources"]["requests"]["storage"] == "2Gi"  # the restoreSize
     assert claim["spec"]["storageClassName"] == "fast"
     assert claim["metadata"]["labels"] == {"tier": "db"}
     assert claim["metadata"]["annotations"] == {RESTORED_BY_ANNOTATION: "shop/undo"}
-    old = kube.objects[("persistentvolumes", None, "pv-old")]
+    old = kube.peek(R.PV, None, "pv-old")
+    assert old is not None
     assert old["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
 
 
@@ -210,7 +160,7 @@ async def test_restore_survives_crashes_anywhere(seed: int) -> None:
     status = await _drive(kube, statuses, random.Random(seed))
     assert status.restored_pvcs[0].restored
     assert kube.deleted == ["data"]  # deleted once, and only when safe (asserted in delete)
-    assert kube.objects[("persistentvolumeclaims", "shop", "data")]["spec"]["dataSource"]
+    assert (kube.peek(R.PVC, "shop", "data") or {})["spec"]["dataSource"]
 
 
 async def test_a_snapshot_that_is_not_ready_touches_nothing() -> None:
@@ -226,7 +176,10 @@ async def test_a_snapshot_that_is_not_ready_touches_nothing() -> None:
 
 async def test_an_unbound_claim_fails_without_changes() -> None:
     kube, statuses = _world()
-    del kube.objects[("persistentvolumeclaims", "shop", "data")]["spec"]["volumeName"]
+    claim = kube.peek(R.PVC, "shop", "data")
+    assert claim is not None
+    del claim["spec"]["volumeName"]
+    kube.put(R.PVC, claim)
     before = copy.deepcopy(kube.objects)
     outcome = await restore_volumes(_pass(kube, statuses[-1]))
     assert outcome.failure is not None
