@@ -83,17 +83,34 @@ def _resolve_target(p: Pass, hr: Obj, oci: Obj | None) -> Identity | None:
     return Identity(version=normalize_chart_version(version) if version else None, images=images)
 
 
+async def _source_access(p: Pass, source: Obj, url: str) -> chartsource.SourceAccess:
+    """Credentials and TLS of a Flux source, from its own namespace's Secrets."""
+    spec, namespace = source.get("spec") or {}, source["metadata"]["namespace"]
+    secrets: list[Obj | None] = []
+    for ref in ("secretRef", "certSecretRef"):
+        name = (spec.get(ref) or {}).get("name")
+        secret = await p.ctx.kube.find(R.SECRET, namespace, str(name)) if name else None
+        if name and secret is None:
+            raise ChartSourceError(f"{ref} Secret {namespace}/{name} not found")
+        secrets.append(secret)
+    host = url.split("://", 1)[-1].split("/", 1)[0]
+    return chartsource.build_source_access(
+        host, secrets[0], secrets[1], bool(spec.get("insecure")),
+        where=f"of {source.get('kind')} {namespace}/{source['metadata']['name']}",
+    )
+
+
 async def _target_exists(p: Pass, hr: Obj, oci: Obj | None, version: str) -> PreflightCheck:
     name = "target-version-exists"
     try:
         if p.via_chart_ref and oci is not None:
-            spec = oci.get("spec") or {}
-            tags = await chartsource.list_oci_tags(str(spec.get("url")), bool(spec.get("insecure")))
+            url = str((oci.get("spec") or {}).get("url"))
+            tags = await chartsource.list_oci_tags(url, await _source_access(p, oci, url))
             return _check(
                 name,
                 version in tags,
                 f"tag {version} {'found' if version in tags else 'not found'} in "
-                f"{spec.get('url')} (tags: {', '.join(sorted(tags)[-8:])})",
+                f"{url} (tags: {', '.join(sorted(tags)[-8:])})",
             )
         chart_spec = ((hr.get("spec") or {}).get("chart") or {}).get("spec") or {}
         source = chart_spec.get("sourceRef") or {}
@@ -113,20 +130,17 @@ async def _target_exists(p: Pass, hr: Obj, oci: Obj | None, version: str) -> Pre
             return _check(name, False, f"could not check: HelmRepository "
                           f"{source.get('name')} not found", warn_only=True)
         url = str((repo.get("spec") or {}).get("url"))
+        access = await _source_access(p, repo, url)
+        chart = str(chart_spec.get("chart"))
         if url.startswith("oci://"):
-            tags = await chartsource.list_oci_tags(
-                f"{url.rstrip('/')}/{chart_spec.get('chart')}", bool(repo["spec"].get("insecure"))
-            )
+            tags = await chartsource.list_oci_tags(f"{url.rstrip('/')}/{chart}", access)
         else:
-            tags = await chartsource.list_helm_repository_versions(
-                url, str(chart_spec.get("chart"))
-            )
+            tags = await chartsource.list_helm_repository_versions(url, chart, access)
         found = version in tags
         return _check(
             name,
             found,
-            f"chart {chart_spec.get('chart')} {version} "
-            f"{'found' if found else 'not found'} in {url}",
+            f"chart {chart} {version} {'found' if found else 'not found'} in {url}",
         )
     except ChartSourceError as exc:
         # an unreadable source is not proof the version is missing: warn, never hold forever

@@ -304,3 +304,22 @@ async def test_an_unreadable_chart_source_is_a_warning_not_a_hold(world: World) 
     assert checks["target-version-exists"]["result"] == "Warning"
     assert checks["target-version-exists"]["message"].startswith(
         "could not check: cannot read Helm repository index")
+
+
+async def test_the_source_credentials_come_from_its_secret_ref(world: World) -> None:
+    repo = world.get(R.HELMREPOSITORY, "charts")
+    repo["spec"]["secretRef"] = {"name": "charts-auth"}
+    world.kube.put(R.HELMREPOSITORY, repo)
+    world.request("locked", targetVersion="1.1.0", origin="git", dryRun=True)
+    assert await run(world, "locked", 2) == ["Preflight", "Succeeded"]
+    checks = {c["name"]: c for c in world.get(R.UPGRADEREQUEST, "locked")["status"]["preflight"]}
+    assert checks["target-version-exists"] == {
+        "name": "target-version-exists", "result": "Warning",
+        "message": "could not check: secretRef Secret apps/charts-auth not found"}
+    world.kube.put(R.SECRET, {"metadata": {"name": "charts-auth", "namespace": NS},
+                              "data": {"username": "dQ==", "password": "cA=="}})
+    world.request("unlocked", targetVersion="1.1.0", origin="git", dryRun=True)
+    await run(world, "unlocked", 2)
+    checks = {c["name"]: c for c in world.get(R.UPGRADEREQUEST, "unlocked")["status"][
+        "preflight"]}
+    assert checks["target-version-exists"]["result"] == "Passed"
