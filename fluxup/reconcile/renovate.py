@@ -211,14 +211,15 @@ async def scan_repository(
 
 async def scan_all(ctx: Context, runner: RenovateRunner) -> list[ScanSummary]:
     """Scan every repository that a (not suspended) ManagedApp lives in, one at a time."""
-    sources: dict[tuple[str, str | None], tuple[GitSource, str]] = {}
+    sources: dict[tuple[str, str | None, object], tuple[GitSource, str]] = {}
     for app in await _managed_apps(ctx):
         git = app.status.git
         if git is None or not git.file:
             continue
-        key = (git.repository_url, git.branch)
-        sources.setdefault(key, (GitSource(git.repository_url, git.branch),
-                                 app.metadata.namespace or ""))
+        key = (git.repository_url, git.branch, git.git_repository_ref)
+        source = GitSource(git.repository_url, git.branch,
+                           git_repository_ref=git.git_repository_ref)
+        sources.setdefault(key, (source, app.metadata.namespace or ""))
     out = []
     for source, namespace in sources.values():
         try:
