@@ -319,10 +319,10 @@ async def preflight(p: Pass) -> Outcome:
             checks.append(
                 _check(
                     "git-edit",
-                    bool(changes),
+                    True,  # already in Git (e.g. an earlier attempt's commit): nothing to commit
                     f"{len(changes)} file(s) change"
                     if changes
-                    else "Git already has the target version",
+                    else "Git already has the target version; nothing to commit",
                 )
             )
         diff = (

@@ -246,10 +246,8 @@ def fleet_repo(tmp_path: Path) -> Path:
     return bare
 
 
-async def test_a_kubectl_request_commits_once_and_asks_flux_again_at_the_recorded_time(
-    world: World, tmp_path: Path, fleet_repo: Path
-) -> None:
-    bare = fleet_repo
+def _use_git(world: World, bare: Path, tmp_path: Path) -> GitCliBackend:
+    """Point the app at ``bare`` through the Kustomization and GitRepository Flux uses."""
     backend = GitCliBackend(url=bare.as_uri(), branch="main", workdir=tmp_path / "clone")
 
     async def open_git(source: GitSource, namespace: str) -> GitBackend:
@@ -269,6 +267,36 @@ async def test_a_kubectl_request_commits_once_and_asks_flux_again_at_the_recorde
                                                             "name": "fleet"}}})
     world.kube.put(R.GITREPOSITORY, {"metadata": {"name": "fleet", "namespace": "flux-system"},
                                      "spec": {"url": bare.as_uri()}})
+    return backend
+
+
+async def test_a_retry_of_a_version_git_already_has_commits_nothing(
+    world: World, tmp_path: Path, fleet_repo: Path
+) -> None:
+    """An earlier attempt's commit reached Git and that request failed: a new request for
+    the same version is one action — it commits nothing and releases what the gate holds."""
+    backend = _use_git(world, fleet_repo, tmp_path)
+    text = (await backend.read_file("apps/web.yaml")).text
+    await backend.commit_files({"apps/web.yaml": text.replace('"1.0.0"', '"1.1.0"')},
+                               "an earlier attempt's commit")
+    head = await backend.head()
+    world.gate_holds("1.1.0")
+    world.request("again", targetVersion="1.1.0", origin="kubectl")
+    assert await run(world, "again", 4) == ["Preflight", "Committing", "AwaitingApply",
+                                            "Snapshotting"]
+    status = world.get(R.UPGRADEREQUEST, "again")["status"]
+    checks = {c["name"]: c for c in status["preflight"]}
+    assert checks["git-edit"] == {"name": "git-edit", "result": "Passed",
+                                  "message": "Git already has the target version; nothing "
+                                             "to commit"}
+    assert status.get("gitCommit") is None
+    assert await backend.head() == head
+
+
+async def test_a_kubectl_request_commits_once_and_asks_flux_again_at_the_recorded_time(
+    world: World, tmp_path: Path, fleet_repo: Path
+) -> None:
+    backend = _use_git(world, fleet_repo, tmp_path)
     world.request("bump", targetVersion="1.1.0", origin="kubectl")
 
     def asked() -> str | None:

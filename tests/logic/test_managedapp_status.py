@@ -1,0 +1,62 @@
+"""The ManagedApp summary: Ready from the required conditions, every problem named."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from fluxup.api.conditions import Condition, ConditionStatus, Reason
+from fluxup.logic.managedapp_status import Observation, summarize_managedapp
+
+T0 = dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.UTC)
+T1 = T0 + dt.timedelta(minutes=1)
+OK = [("Discovered", True, "Succeeded", "found"), ("Gated", True, "ExactVersion", "gated"),
+      ("SnapshotCapable", True, "Succeeded", "2 PVCs")]
+
+
+def seen(rows: list[tuple[str, bool, str, str]], version: str | None = "1.0.0") -> Observation:
+    obs = Observation()
+    for row in rows:
+        obs.condition(*row)
+    if version:
+        obs.status["currentVersion"] = version
+    return obs
+
+
+def ready(conditions: tuple[Condition, ...]) -> tuple[ConditionStatus, str, str]:
+    found = next(c for c in conditions if c.type == "Ready")
+    return found.status, found.reason, found.message
+
+
+@pytest.mark.parametrize(("rows", "snapshots", "expected"), [
+    (OK, True, (ConditionStatus.TRUE, Reason.SUCCEEDED, "managing web at 1.0.0")),
+    (OK[:2], False, (ConditionStatus.TRUE, Reason.SUCCEEDED, "managing web at 1.0.0")),
+    (OK[:2], True, (ConditionStatus.FALSE, Reason.FAILED, "SnapshotCapable unknown")),
+    ([OK[0], ("Gated", False, "ReleaseNotRecorded", "not recorded"), OK[2]], True,
+     (ConditionStatus.FALSE, Reason.FAILED, "not recorded")),
+    ([("Discovered", False, "KustomizationNotFound", "no ks"), OK[1],
+      ("SnapshotCapable", False, "PVCNotFound", "no pvcs")], True,
+     (ConditionStatus.FALSE, Reason.FAILED, "no ks; no pvcs")),
+    ([], False, (ConditionStatus.FALSE, Reason.FAILED, "Discovered unknown; Gated unknown")),
+    ([*OK, ("Held", True, "Held", "holding 1.1.0")], True,
+     (ConditionStatus.TRUE, Reason.SUCCEEDED, "managing web at 1.0.0")),  # a hold is normal
+])
+def test_ready_summarizes_the_required_conditions(
+    rows: list[tuple[str, bool, str, str]], snapshots: bool,
+    expected: tuple[ConditionStatus, str, str],
+) -> None:
+    conditions = summarize_managedapp((), seen(rows), snapshots, "web", 3, T0)
+    assert ready(conditions) == expected
+    assert all(c.observed_generation == 3 for c in conditions)
+
+
+def test_unknown_version_and_stable_transition_times() -> None:
+    first = summarize_managedapp((), seen(OK, version=None), True, "web", 1, T0)
+    assert ready(first)[2] == "managing web at unknown version"
+    again = summarize_managedapp(first, seen(OK, version=None), True, "web", 2, T1)
+    assert {c.last_transition_time for c in again} == {T0}  # nothing changed
+    moved = summarize_managedapp(again, seen(OK), True, "web", 2, T1)
+    times = {c.type: c.last_transition_time for c in moved}
+    assert times["Ready"] == T1
+    assert times["Discovered"] == T0
