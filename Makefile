@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 SANDBOX_DIR ?= .sandbox
 PYTEST_ARGS ?=
 
-.PHONY: venv system-deps build renovate lint test demo demo-down clean
+.PHONY: venv system-deps build renovate lint test demo demo-down clean chart-sync
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ demo: build
 
 demo-down: venv
 	$(BIN)/fluxup sandbox down --dir $(SANDBOX_DIR)
+
+# The Helm chart keeps copies of manifests/ RBAC, webhook configurations and CRDs.
+chart-sync:
+	@grep -v '^#' manifests/chart/files/SOURCES | while read -r dst src; do cp "$$src" "$$dst"; done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

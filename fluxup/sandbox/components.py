@@ -18,6 +18,7 @@ __all__ = [
     "PROVISIONER_VERSION",
     "SNAPSHOTTER_VERSION",
     "SNAPSHOT_CLIENT_MODULE",
+    "TOOLS",
     "GoComponent",
     "component",
 ]
@@ -39,6 +40,8 @@ SNAPSHOTTER_VERSION = "v8.7.0"
 SNAPSHOT_CLIENT_MODULE = "github.com/kubernetes-csi/external-snapshotter/client/v8"
 #: v6.4.0 needs sigs.k8s.io/sig-storage-lib-external-provisioner/v13 v13.1.0 (zip refused).
 PROVISIONER_VERSION = "v6.3.0"
+#: Helm CLI for rendering FluxUp's chart; the version helm-controller v1.6 builds against.
+HELM_VERSION = "v4.2.2"
 
 
 def _k8s_version_ldflags(version: str) -> tuple[str, ...]:
@@ -149,9 +152,21 @@ COMPONENTS: tuple[GoComponent, ...] = (
 )
 
 
+#: Tools built on demand only (not part of the sandbox cluster, so `sandbox up` never
+#: builds them): Helm's CLI renders FluxUp's own chart in tests/integration/test_chart.py.
+TOOLS: tuple[GoComponent, ...] = (
+    GoComponent(
+        name="helm",
+        module="helm.sh/helm/v4",
+        version=HELM_VERSION,
+        packages={"helm": "helm.sh/helm/v4/cmd/helm"},
+    ),
+)
+
+
 def component(name: str) -> GoComponent:
     """Return the component called ``name``; raise ``KeyError`` naming the known ones."""
-    for comp in COMPONENTS:
+    for comp in (*COMPONENTS, *TOOLS):
         if comp.name == name:
             return comp
     raise KeyError(f"unknown sandbox component {name!r}; known: {[c.name for c in COMPONENTS]}")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from fluxup.errors import SandboxError
-from fluxup.sandbox.components import COMPONENTS, GoComponent
+from fluxup.sandbox.components import COMPONENTS, TOOLS, GoComponent
 
 __all__ = ["bin_dir", "cache_root", "ensure_all", "ensure_built", "module_dir"]
 
@@ -183,6 +183,8 @@ def ensure_built(comp: GoComponent, out: TextIO = sys.stdout) -> Path:
 
 
 def ensure_all(names: list[str] | None = None, out: TextIO = sys.stdout) -> dict[str, Path]:
-    """Build the named components (default: all) and return ``{name: bin dir}``."""
-    chosen = [c for c in COMPONENTS if names is None or c.name in names]
+    """Build the named components (default: all of the cluster's; tools such as helm only
+    when named) and return ``{name: bin dir}``."""
+    chosen = [c for c in (*COMPONENTS, *TOOLS)
+              if (names is None and c in COMPONENTS) or (names is not None and c.name in names)]
     return {c.name: ensure_built(c, out) for c in chosen}
