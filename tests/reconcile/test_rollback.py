@@ -294,3 +294,30 @@ async def test_deleting_a_rollback_in_flight_gives_flux_and_replicas_back(world:
     assert world.get(R.HELMRELEASE, APP)["spec"]["suspend"] is False
     assert world.get(R.KUSTOMIZATION, "app-web", "flux-system")["spec"]["suspend"] is False
     assert world.get(R.MANAGEDAPP, APP)["status"].get("activeRequest") is None
+
+
+async def test_statefulset_claims_survive_scale_down_and_the_policy_comes_back(
+    world: World,
+) -> None:
+    sts = world.get(R.STATEFULSET, APP)
+    policy = {"whenScaled": "Delete", "whenDeleted": "Retain"}
+    sts["spec"]["persistentVolumeClaimRetentionPolicy"] = policy
+    world.kube.put(R.STATEFULSET, sts)
+    _rollback(world)
+    scaled_with: list[Any] = []
+    for _ in range(80):
+        obj = world.get(R.ROLLBACKREQUEST, "undo")
+        phase = (obj.get("status") or {}).get("phase")
+        if phase in ("Succeeded", "Failed"):
+            break
+        await reconcile_rollback(world.ctx, obj)
+        spec = world.get(R.STATEFULSET, APP)["spec"]
+        if spec["replicas"] == 0:
+            scaled_with.append(spec["persistentVolumeClaimRetentionPolicy"]["whenScaled"])
+        _play_controllers(world)
+    assert (obj.get("status") or {}).get("phase") == "Succeeded", obj.get("status")
+    assert scaled_with
+    assert set(scaled_with) == {"Retain"}  # never scaled down while it would delete claims
+    after = world.get(R.STATEFULSET, APP)
+    assert after["spec"]["persistentVolumeClaimRetentionPolicy"] == policy
+    assert "fluxup.dev/pvc-retention-before-rollback" not in after["metadata"]["annotations"]
