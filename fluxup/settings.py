@@ -120,7 +120,7 @@ class Settings:
     #: demand), the time limit of one run, plain-HTTP registries, in-cluster hosts Renovate
     #: may reach, and hosts it must never contact (``HOST`` or ``HOST:PORT``).
     renovate_node: Path = Path("/usr/local/bin/node")
-    renovate_js: Path = Path("/usr/local/lib/node_modules/renovate/dist/renovate.js")
+    renovate_js: Path = Path("/opt/renovate/node_modules/renovate/dist/renovate.js")
     renovate_interval_seconds: float = 0.0
     renovate_timeout_seconds: float = 600.0
     renovate_insecure_registries: tuple[str, ...] = ()
