@@ -81,7 +81,7 @@ async def _serve_ui(settings: Settings, ui_settings: UiSettings, api: client.Api
     impersonator = Impersonator(api.configuration)
     shown = {f.name: str(getattr(settings, f.name)) for f in dataclasses.fields(settings)}
     app = build_app(ui_settings, impersonator, EventRecorder(kube, component="fluxup-ui"),
-                    operator_settings=shown)
+                    operator_settings=shown, operator=kube)
     try:
         async with run_ui(app, ui_settings.host, ui_settings.port):
             yield

@@ -144,6 +144,7 @@ def start_stack(sb: Sandbox, work: Path, *, label: str | None = None,
     sb.kubectl("apply", "--server-side", "--field-manager=fluxup-sandbox",
                f"--filename={REPO / 'manifests/base/namespace.yaml'}",
                f"--filename={REPO / 'manifests/operator/rbac.yaml'}",
+               f"--filename={REPO / 'manifests/operator/ui-rbac.yaml'}",
                f"--filename={REPO / 'manifests/webhook/core/serviceaccount.yaml'}",
                f"--filename={REPO / 'manifests/webhook/core/rbac.yaml'}")
     _service_account_kubeconfig(sb, "fluxup-operator", work / "operator.kubeconfig")

@@ -22,6 +22,7 @@ from cryptography.fernet import Fernet
 
 from fluxup.adapters.events import EventRecorder
 from fluxup.adapters.impersonation import Impersonator
+from fluxup.adapters.kube import Kube
 from fluxup.errors import ConfigError, KubeConflict, KubeError, KubeForbidden, KubeNotFound
 from fluxup.ui import routes_api, routes_auth, routes_pages, stream
 from fluxup.ui.auth import auth_middleware, security_headers
@@ -31,6 +32,7 @@ from fluxup.ui.keys import (
     CODEC,
     IMPERSONATOR,
     OIDC,
+    OPERATOR_KUBE,
     OPERATOR_SETTINGS,
     SETTINGS,
     STREAM_INTERVAL,
@@ -86,7 +88,7 @@ async def healthz(request: web.Request) -> web.Response:
 def build_app(settings: UiSettings, impersonator: Impersonator, audit: EventRecorder,
               operator_settings: Mapping[str, Any] | None = None,
               clock: Callable[[], dt.datetime] | None = None,
-              stream_interval: float = 1.0) -> web.Application:
+              stream_interval: float = 1.0, operator: Kube | None = None) -> web.Application:
     """The UI app. ``settings.check()`` must pass (no-auth only on loopback)."""
     settings.check()
     app = web.Application(middlewares=[security_headers, auth_middleware, error_middleware],
@@ -102,6 +104,8 @@ def build_app(settings: UiSettings, impersonator: Impersonator, audit: EventReco
     app[CLOCK] = clock or (lambda: dt.datetime.now(dt.UTC))
     app[STREAM_INTERVAL] = stream_interval
     app[OPERATOR_SETTINGS] = dict(operator_settings or {})
+    if operator is not None:
+        app[OPERATOR_KUBE] = operator
     app.router.add_get("/healthz", healthz)
     app.router.add_static("/static/", STATIC, name="static")
     for table in (routes_auth.routes, routes_api.routes, stream.routes, routes_pages.routes):

@@ -14,12 +14,13 @@ from aiohttp import web
 
 from fluxup.adapters.events import EventRecorder
 from fluxup.adapters.impersonation import Impersonator
+from fluxup.adapters.kube import Kube
 from fluxup.ui.oidc import OIDCClient
 from fluxup.ui.session import SessionCodec
 from fluxup.ui.settings import UiSettings
 
-__all__ = ["AUDIT", "CLOCK", "CODEC", "IMPERSONATOR", "OIDC", "OPERATOR_SETTINGS", "SETTINGS",
-           "STREAM_INTERVAL", "TEMPLATES"]
+__all__ = ["AUDIT", "CLOCK", "CODEC", "IMPERSONATOR", "OIDC", "OPERATOR_KUBE",
+           "OPERATOR_SETTINGS", "SETTINGS", "STREAM_INTERVAL", "TEMPLATES"]
 
 SETTINGS: Final = web.AppKey("settings", UiSettings)
 CODEC: Final = web.AppKey("codec", SessionCodec)
@@ -29,5 +30,8 @@ AUDIT: Final = web.AppKey("audit", EventRecorder)
 TEMPLATES: Final = web.AppKey("templates", jinja2.Environment)
 CLOCK: Final = web.AppKey[Callable[[], datetime]]("clock")
 STREAM_INTERVAL: Final = web.AppKey("stream_interval", float)
+#: The operator's own client: only to learn which namespaces hold ManagedApps (names,
+#: never contents) when a person may not list them cluster-wide.
+OPERATOR_KUBE: Final = web.AppKey("operator_kube", Kube)
 #: The operator's effective settings, shown read-only on the settings page.
 OPERATOR_SETTINGS: Final = web.AppKey("operator_settings", dict)

@@ -20,7 +20,7 @@ from fluxup.errors import ConfigError
 from fluxup.logic.inbox import build_app_row
 from fluxup.ui import service
 from fluxup.ui.auth import user_of
-from fluxup.ui.keys import AUDIT
+from fluxup.ui.keys import AUDIT, OPERATOR_KUBE
 from fluxup.ui.openapi import build_openapi
 from fluxup.ui.render import plain, to_json
 from fluxup.ui.routes_pages import kube_of
@@ -56,13 +56,15 @@ async def me(request: web.Request) -> web.Response:
 
 @routes.get("/api/apps")
 async def apps(request: web.Request) -> web.Response:
-    inbox = await service.load_inbox(kube_of(request), request.query.get("namespace"))
+    inbox = await service.load_inbox(kube_of(request), request.query.get("namespace"),
+                                     request.app.get(OPERATOR_KUBE))
     return to_json({"items": inbox.rows, "counts": inbox.counts})
 
 
 @routes.get("/api/inbox")
 async def inbox(request: web.Request) -> web.Response:
-    box = await service.load_inbox(kube_of(request), request.query.get("namespace"))
+    box = await service.load_inbox(kube_of(request), request.query.get("namespace"),
+                                   request.app.get(OPERATOR_KUBE))
     updates = [u for by_type in box.updates.values() for items in by_type.values()
                for u in items]
     return to_json({"updates": updates, "held": box.held, "activity": box.activity})

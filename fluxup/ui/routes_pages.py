@@ -23,7 +23,14 @@ from fluxup.logic.inbox import build_values_diff, is_in_flight
 from fluxup.logic.operations import build_data_loss_warning
 from fluxup.ui import service
 from fluxup.ui.auth import user_of
-from fluxup.ui.keys import AUDIT, CLOCK, IMPERSONATOR, OPERATOR_SETTINGS, SETTINGS
+from fluxup.ui.keys import (
+    AUDIT,
+    CLOCK,
+    IMPERSONATOR,
+    OPERATOR_KUBE,
+    OPERATOR_SETTINGS,
+    SETTINGS,
+)
 from fluxup.ui.render import page
 
 __all__ = ["routes"]
@@ -47,7 +54,7 @@ async def _form(request: web.Request) -> dict[str, str]:
 
 @routes.get("/")
 async def dashboard(request: web.Request) -> web.Response:
-    inbox = await service.load_inbox(kube_of(request))
+    inbox = await service.load_inbox(kube_of(request), operator=request.app.get(OPERATOR_KUBE))
     return page(request, "dashboard.html", inbox=inbox)
 
 

@@ -21,7 +21,7 @@ from fluxup.adapters.kube import Kube, Obj, R
 from fluxup.api.managedapp import ManagedApp
 from fluxup.api.rollbackrequest import RollbackRequest
 from fluxup.api.upgraderequest import UpgradeRequest
-from fluxup.errors import ConfigError, InvalidObjectError, KubeNotFound
+from fluxup.errors import ConfigError, InvalidObjectError, KubeForbidden, KubeNotFound
 from fluxup.logic.inbox import Inbox, build_inbox
 from fluxup.logic.operations import (
     SnapshotSet,
@@ -32,8 +32,8 @@ from fluxup.logic.operations import (
 )
 from fluxup.logic.snapshots import APP_LABEL, PVC_ANNOTATION, REQUEST_LABEL
 
-__all__ = ["AppDetail", "SnapshotRow", "delete_snapshot", "load_app", "load_inbox",
-           "load_request", "load_snapshots", "start_rollback", "start_upgrade"]
+__all__ = ["AppDetail", "SnapshotRow", "app_namespaces", "delete_snapshot", "load_app",
+           "load_inbox", "load_request", "load_snapshots", "start_rollback", "start_upgrade"]
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,37 @@ def _parse_all(kind: type[Any], items: list[Obj]) -> list[Any]:
     return out
 
 
-async def load_inbox(kube: Kube, namespace: str | None = None) -> Inbox:
+async def _lists(kube: Kube, namespace: str | None) -> tuple[list[Obj], list[Obj], list[Obj]]:
     apps, ups, rbs = await asyncio.gather(
         kube.list(R.MANAGEDAPP, namespace), kube.list(R.UPGRADEREQUEST, namespace),
         kube.list(R.ROLLBACKREQUEST, namespace))
+    return apps, ups, rbs
+
+
+async def app_namespaces(operator: Kube) -> list[str]:
+    """Namespaces that hold ManagedApps, read with the operator's identity (names only)."""
+    items = await operator.list(R.MANAGEDAPP)
+    return sorted({(i.get("metadata") or {}).get("namespace", "") for i in items} - {""})
+
+
+async def load_inbox(kube: Kube, namespace: str | None = None,
+                     operator: Kube | None = None) -> Inbox:
+    """The inbox as this user sees it: one cluster-wide list when RBAC allows it, else
+    one list per namespace holding ManagedApps, skipping those the user may not read."""
+    try:
+        apps, ups, rbs = await _lists(kube, namespace)
+    except KubeForbidden:
+        if namespace is not None or operator is None:
+            raise
+        apps, ups, rbs = [], [], []
+        for ns in await app_namespaces(operator):
+            try:
+                more = await _lists(kube, ns)
+            except KubeForbidden:
+                continue
+            apps += more[0]
+            ups += more[1]
+            rbs += more[2]
     return build_inbox(_parse_all(ManagedApp, apps), _parse_all(UpgradeRequest, ups),
                        _parse_all(RollbackRequest, rbs))
 

@@ -1,0 +1,196 @@
+"""Web UI response times and the operator's memory with 1,000 ManagedApps.
+
+Creates N ManagedApps (default 1,000) with a populated status (current version, an
+available update, two candidates, conditions) and N/5 UpgradeRequests in the sandbox,
+starts the real operator process with the UI enabled (no-auth demo mode on 127.0.0.1,
+the demo user bound to ``fluxup-viewer``), lets it reconcile, then measures sequential
+requests to the inbox (``/``, one impersonated cluster-wide list of each kind, 1,000
+rows rendered) and to random app pages, and reads the operator's RSS from /proc.
+Figures include the apiserver's time: every page is read live as the user, no cache.
+
+    .venv/bin/python benchmarks/ui.py [--dir SANDBOX_DIR] [--apps 1000] [--requests 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from kubernetes_asyncio import client, config
+
+from fluxup.adapters.kube import KubeApi, R
+from fluxup.errors import KubeConflict
+from fluxup.sandbox.controlplane import Sandbox, down, up
+from fluxup.sandbox.processes import free_port, wait_until
+
+REPO = Path(__file__).resolve().parents[1]
+NS_COUNT = 20
+
+
+def _app(i: int) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    ns = f"bench-ui-{i % NS_COUNT:02d}"
+    name = f"app-{i:04d}"
+    body = {"apiVersion": "fluxup.dev/v1alpha1", "kind": "ManagedApp",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"helmReleaseRef": {"name": name}}}
+    now = "2026-03-01T10:00:00Z"
+    status = {"status": {
+        "currentVersion": "1.0.0",
+        "availableUpdate": {"version": "1.1.0", "type": "minor", "detectedAt": now},
+        "availableUpdates": [
+            {"source": "chart", "name": name, "version": "1.1.0", "type": "minor",
+             "currentVersion": "1.0.0", "detectedAt": now},
+            {"source": "image", "name": f"ghcr.io/example/{name}", "version": "2.0.0",
+             "type": "major", "valuesPath": "image.tag", "currentVersion": "1.0.0"}],
+        "chartSource": {"kind": "HelmRepository", "name": "charts", "namespace": "flux"},
+        "conditions": [{"type": "Ready", "status": "True", "reason": "NewVersionDetected",
+                        "message": "1.1.0 available", "lastTransitionTime": now}],
+        "pvcs": [{"name": f"{name}-data", "namespace": ns, "capacity": "1Gi"}]}}
+    return ns, body, status
+
+
+async def _seed(kubeconfig: Path, apps: int) -> None:
+    conf = client.Configuration()
+    await config.load_kube_config(config_file=str(kubeconfig), client_configuration=conf)
+    async with client.ApiClient(conf) as api:
+        kube = KubeApi(api, manager="fluxup-bench")
+        sem = asyncio.Semaphore(16)
+
+        async def one(i: int) -> None:
+            ns, body, status = _app(i)
+            async with sem:
+                with contextlib.suppress(KubeConflict):
+                    await kube.create(R.MANAGEDAPP, ns, body)
+                await kube.merge_patch(R.MANAGEDAPP, ns, body["metadata"]["name"], status,
+                                       sub="status")
+                if i % 5 == 0:
+                    with contextlib.suppress(KubeConflict):
+                        await kube.create(R.UPGRADEREQUEST, ns, {
+                            "apiVersion": "fluxup.dev/v1alpha1", "kind": "UpgradeRequest",
+                            "metadata": {"name": f"{body['metadata']['name']}-up",
+                                         "namespace": ns},
+                            "spec": {"managedAppRef": {"name": body["metadata"]["name"]},
+                                     "dryRun": True}})
+
+        await asyncio.gather(*(one(i) for i in range(apps)))
+
+
+def _percentiles(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)]
+    return (f"p50 {statistics.median(ordered) * 1000:7.1f} ms   p95 {p95 * 1000:7.1f} ms   "
+            f"max {ordered[-1] * 1000:7.1f} ms   (n={len(ordered)})")
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", help="sandbox directory (default: a temporary one)")
+    parser.add_argument("--apps", type=int, default=1000)
+    parser.add_argument("--requests", type=int, default=100)
+    args = parser.parse_args()
+    owned = args.dir is None
+    directory = Path(args.dir or tempfile.mkdtemp(prefix="fluxup-bench-ui-"))
+    sb: Sandbox = up(directory, full=True)
+    operator = None
+    try:
+        sb.kubectl("apply", "--server-side", "--field-manager=fluxup-bench",
+                   *[f"--filename={p}" for p in sorted((REPO / "crds").glob("*.yaml"))
+                     if p.name.startswith("fluxup.dev_")],
+                   f"--filename={REPO / 'manifests/operator/ui-rbac.yaml'}")
+        sb.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+        for n in range(NS_COUNT):
+            sb.kubectl("create", "namespace", f"bench-ui-{n:02d}", check=False)
+        sb.kubectl("create", "clusterrolebinding", "bench-ui-demo-viewer",
+                   "--clusterrole=fluxup-viewer", "--user=fluxup-demo", check=False)
+        started = time.monotonic()
+        asyncio.run(_seed(sb.kubeconfig, args.apps))
+        print(f"seeded {args.apps} ManagedApps and {args.apps // 5} UpgradeRequests in "
+              f"{time.monotonic() - started:.1f}s")
+        port = free_port()
+        work = Path(tempfile.mkdtemp(prefix="fluxup-bench-ui-op-"))
+        env = dict(os.environ, FLUXUP_KUBECONFIG=str(sb.kubeconfig),
+                   KUBECONFIG=str(sb.kubeconfig), FLUXUP_WORK_DIR=str(work),
+                   FLUXUP_UI_ENABLED="true", FLUXUP_UI_AUTH="none",
+                   FLUXUP_UI_HOST="127.0.0.1", FLUXUP_UI_PORT=str(port))
+        log = open(work / "operator.log", "w")  # noqa: SIM115 - lives as long as the process
+        operator = subprocess.Popen([sys.executable, "-m", "fluxup", "operator"], env=env,
+                                    stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+
+        def ready() -> bool:
+            try:
+                return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until("the operator's UI", ready, 120, work / "operator.log")
+        time.sleep(30)  # let the operator's first reconcile pass over every app settle
+        rng = random.Random(1)
+        with httpx.Client(base_url=base, timeout=60) as http:
+            first = http.get("/")
+            assert first.status_code == 200, first.text[:500]
+            assert first.text.count('data-app="') == args.apps, "not every app rendered"
+            for path in ("/", f"/apps/bench-ui-00/app-{0:04d}"):
+                http.get(path)  # warm templates and connections
+            inbox = []
+            for _ in range(args.requests):
+                t0 = time.perf_counter()
+                resp = http.get("/")
+                inbox.append(time.perf_counter() - t0)
+                assert resp.status_code == 200
+            detail = []
+            for _ in range(args.requests):
+                i = rng.randrange(args.apps)
+                ns, body, _ = _app(i)
+                t0 = time.perf_counter()
+                resp = http.get(f"/apps/{ns}/{body['metadata']['name']}")
+                detail.append(time.perf_counter() - t0)
+                assert resp.status_code == 200
+            api = []
+            for _ in range(args.requests // 2):
+                t0 = time.perf_counter()
+                resp = http.get("/api/apps")
+                api.append(time.perf_counter() - t0)
+                assert resp.status_code == 200
+        print(f"apps: {args.apps}, page size of the inbox: {len(first.content) / 1024:.0f} KiB")
+        print(f"inbox  GET /                 {_percentiles(inbox)}")
+        print(f"detail GET /apps/NS/NAME     {_percentiles(detail)}")
+        print(f"api    GET /api/apps         {_percentiles(api)}")
+        print(f"operator RSS (kopf + reconcilers + UI, {args.apps} apps): "
+              f"{_rss_mib(operator.pid):.0f} MiB")
+        print(json.dumps({"apps": args.apps, "inbox_p50_ms": statistics.median(inbox) * 1000,
+                          "detail_p50_ms": statistics.median(detail) * 1000,
+                          "rss_mib": _rss_mib(operator.pid)}))
+    finally:
+        if operator is not None:
+            operator.terminate()
+            try:
+                operator.wait(20)
+            except subprocess.TimeoutExpired:
+                operator.kill()
+        if owned:
+            down(directory)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
