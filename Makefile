@@ -23,9 +23,15 @@ venv: $(STAMP)
 # chromium for the UI's browser tests (Playwright drives this system browser), and npm (it
 # installs Node 24 + Renovate from the npm registry; see `make renovate`).
 system-deps:
-	@command -v git >/dev/null && test -x /usr/bin/docker-registry && test -x /usr/bin/chromium \
-		&& command -v npm >/dev/null || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git docker-registry chromium npm; }
+	@missing=""; \
+	command -v git >/dev/null || missing="$$missing git"; \
+	test -x /usr/bin/docker-registry || missing="$$missing docker-registry"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
 	@systemctl disable --now docker-registry >/dev/null 2>&1 || true
 
 build: venv system-deps

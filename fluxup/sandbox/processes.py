@@ -1,9 +1,13 @@
 """Start, find and stop the sandbox's background processes.
 
-Each process runs in its own session with output in ``DIR/logs/<name>.log`` and its
-PID recorded in the sandbox state, so ``fluxup sandbox down`` stops exactly what
-``up`` started (it checks ``/proc/<pid>/environ`` for the sandbox token before
-signalling, so a recycled PID of an unrelated process is never killed).
+Each process runs in its own session under a small ``sh`` wrapper, with output in
+``DIR/logs/<name>.log`` and the wrapper's PID (the session and process group leader)
+recorded in the sandbox state, so ``fluxup sandbox down`` stops exactly what ``up``
+started. The wrapper's command line carries the sandbox token, and ``is_ours`` checks
+it in ``/proc/<pid>/cmdline`` (readable without ptrace rights, unlike ``environ``) before
+anything is signalled, so a recycled PID of an unrelated process is never killed. When
+the program ends, the wrapper writes its exit status (or signal) to the log: a process
+that dies without printing anything still says how it died.
 """
 
 from __future__ import annotations
@@ -49,18 +53,20 @@ def start_process(
     full_env[TOKEN_ENV] = token
     full_env.setdefault("NO_PROXY", "127.0.0.1,localhost")
     full_env["FLUXUP_PROCESS_LOG"] = str(log_dir / f"{name}.log")
-    # A throw-away shell starts the process in its own session and exits at once, so
-    # the process outlives us (``sandbox up`` returns) and nobody needs to wait for it.
-    launcher = 'setsid "$@" </dev/null >>"$FLUXUP_PROCESS_LOG" 2>&1 & echo $!'
+    # A throw-away shell starts the wrapper in its own session and exits at once, so the
+    # process outlives us (``sandbox up`` returns) and nobody needs to wait for it.
+    launcher = (
+        'setsid sh -c "$0" "$@" </dev/null >>"$FLUXUP_PROCESS_LOG" 2>&1 & echo $!'
+    )
     proc = subprocess.run(
-        ["sh", "-c", launcher, "sh", *argv], env=full_env, cwd=cwd,
-        capture_output=True, text=True, check=False,
+        ["sh", "-c", launcher, _WRAPPER, _marker(token), name, *argv], env=full_env,
+        cwd=cwd, capture_output=True, text=True, check=False,
     )
     if proc.returncode != 0 or not proc.stdout.strip().isdigit():
         raise SandboxError(f"could not start {name}: {proc.stderr.strip()}")
     pid = int(proc.stdout.strip())
-    # until setsid has exec'd the program, /proc/<pid>/environ is the launcher's: wait
-    # for the token so that ``is_ours`` is right from the moment we return
+    # until setsid has exec'd the wrapper, /proc/<pid>/cmdline is the launcher's: wait for
+    # the marker so that ``is_ours`` is right from the moment we return
     deadline = time.monotonic() + 10
     while not is_ours(pid, token):
         if time.monotonic() > deadline or not Path(f"/proc/{pid}").exists():
@@ -70,28 +76,30 @@ def start_process(
     return pid
 
 
-def is_ours(pid: int, token: str) -> bool:
-    """True if ``pid`` is alive and was started by the sandbox with ``token``.
+# $0 is the marker, $1 the component's name, the rest its argv. The program runs as the
+# wrapper's child in the wrapper's process group; its end is logged with its status.
+_WRAPPER = (
+    'name=$1; shift; "$@"; status=$?; '
+    'if [ "$status" -gt 128 ]; then how="signal $((status - 128))"; '
+    'else how="status $status"; fi; '
+    'echo "[fluxup-sandbox] $name exited with $how"; exit "$status"'
+)
 
-    ``/proc/<pid>/environ`` can be unreadable for an instant while the process execs, so
-    a failed read is retried briefly before the process counts as gone.
-    """
-    for _ in range(20):
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return False  # no such process
-        if stat.rsplit(")", 1)[-1].split()[0] == "Z":  # zombie: exited, not yet reaped
-            return False
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:
-            time.sleep(0.005)
-            continue
-        if environ:
-            return f"{TOKEN_ENV}={token}".encode() in environ.split(b"\0")
-        time.sleep(0.005)  # empty while the kernel swaps in the new image
-    return False
+
+def _marker(token: str) -> str:
+    return f"fluxup-sandbox:{token}"
+
+
+def is_ours(pid: int, token: str) -> bool:
+    """True if ``pid`` is alive and is a wrapper the sandbox with ``token`` started."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False  # no such process
+    if stat.rsplit(")", 1)[-1].split()[0] == "Z":  # zombie: exited, not yet reaped
+        return False
+    return _marker(token).encode() in cmdline.split(b"\0")
 
 
 def stop_process(pid: int, token: str, grace: float = 10.0) -> bool:

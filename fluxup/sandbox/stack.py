@@ -104,7 +104,7 @@ class Stack:
         """SIGKILL the operator: no clean-up at all, as an OOM kill or node loss would do."""
         pid = self.sandbox.pids.get("fluxup-operator")
         if pid and is_ours(pid, self.sandbox.token):
-            os.kill(pid, signal.SIGKILL)
+            os.killpg(pid, signal.SIGKILL)
             wait_until("the operator to die", lambda: not is_ours(pid, self.sandbox.token), 10)
 
     def operator_log_tail(self, chars: int = 4000) -> str:

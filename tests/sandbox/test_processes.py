@@ -1,0 +1,56 @@
+"""Sandbox processes: identity by the wrapper's command line, exit status in the log,
+the whole process group stopped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from fluxup.sandbox.processes import is_ours, start_process, stop_process, wait_until
+
+
+def _log(tmp_path: Path, name: str) -> str:
+    return (tmp_path / f"{name}.log").read_text()
+
+
+def test_a_process_that_exits_silently_leaves_its_status_in_the_log(tmp_path: Path) -> None:
+    pid = start_process("quiet", ["sh", "-c", "exit 3"], tmp_path, "tok-a")
+    wait_until("the process to end", lambda: not is_ours(pid, "tok-a"), 10)
+    wait_until("the status line", lambda: "exited" in _log(tmp_path, "quiet"), 10)
+    assert "[fluxup-sandbox] quiet exited with status 3" in _log(tmp_path, "quiet")
+
+
+def test_a_process_killed_by_a_signal_says_which(tmp_path: Path) -> None:
+    pid = start_process("victim", ["sh", "-c", "kill -SEGV $$"], tmp_path, "tok-b")
+    wait_until("the process to end", lambda: not is_ours(pid, "tok-b"), 10)
+    wait_until("the status line", lambda: "exited" in _log(tmp_path, "victim"), 10)
+    assert "victim exited with signal 11" in _log(tmp_path, "victim")
+
+
+def test_identity_needs_the_token_and_stop_ends_the_whole_group(tmp_path: Path) -> None:
+    marker = tmp_path / "child-pid"
+    pid = start_process(
+        "sleeper", ["sh", "-c", f"sleep 300 & echo $! > {marker}; wait"], tmp_path, "tok-c"
+    )
+    try:
+        assert is_ours(pid, "tok-c")
+        assert not is_ours(pid, "tok-other")
+        assert not is_ours(os.getpid(), "tok-c")
+        assert os.getpgid(pid) == pid  # its own session and process group
+        child = int(wait_until("the child's pid", lambda: marker.exists()
+                               and marker.read_text().strip(), 10))
+    finally:
+        assert stop_process(pid, "tok-c", grace=5)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        raise AssertionError("the program's child outlived stop_process")
+    assert not stop_process(pid, "tok-c")  # gone: nothing to stop, nothing signalled
