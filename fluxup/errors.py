@@ -8,6 +8,7 @@ and what to do about it, and never contains secrets.
 from __future__ import annotations
 
 __all__ = [
+    "AccessError",
     "AmbiguousDocumentError",
     "CertificateError",
     "ConfigError",
@@ -22,6 +23,8 @@ __all__ = [
     "InvalidValueError",
     "InvalidYamlError",
     "NotAScalarError",
+    "NotAuthenticatedError",
+    "NotAuthorizedError",
     "PushRejectedError",
     "SandboxError",
     "TransitionError",
@@ -157,3 +160,15 @@ class CertificateError(FluxUpError):
 
 class ChartSourceError(FluxUpError):
     """A chart source (Helm repository, OCI registry) could not be read."""
+
+
+class AccessError(FluxUpError):
+    """A caller of one of the operator's endpoints was refused; nothing was changed."""
+
+
+class NotAuthenticatedError(AccessError):
+    """No credentials, or the API server did not accept them (HTTP 401)."""
+
+
+class NotAuthorizedError(AccessError):
+    """The caller is known but RBAC does not allow what it asked for (HTTP 403)."""

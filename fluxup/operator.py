@@ -2,7 +2,8 @@
 
 :func:`run` is called by the CLI. It loads the Kubernetes client (kubeconfig or
 in-cluster), builds the :class:`~fluxup.reconcile.context.Context`, registers the kopf
-handlers, starts the scheduled Renovate scans (when configured) and runs kopf until
+handlers, starts the scheduled Renovate scans and the report intake (HTTPS endpoint,
+ConfigMaps; :mod:`fluxup.intake`) when configured, and runs kopf until
 stopped, with the web UI (:mod:`fluxup.ui`) in the same loop when
 ``FLUXUP_UI_ENABLED``. All state lives in Kubernetes objects, so a
 restart (or SIGKILL) resumes where the last status write left off.
@@ -35,11 +36,13 @@ from fluxup.adapters.notify import (
     read_urls_file,
 )
 from fluxup.handlers.registry import register
+from fluxup.intake import OperatorIntake, build_intake_app, configmap_loop, serve_intake
 from fluxup.reconcile.context import Context
 from fluxup.reconcile.fleet_metrics import FleetRefresher
 from fluxup.scanner import build_runner, scan_loop
 from fluxup.settings import Settings
 from fluxup.ui.settings import UiSettings
+from webhook.tls import ReloadingTLS
 
 __all__ = ["run", "serve"]
 
@@ -119,15 +122,24 @@ async def serve(settings: Settings, stop_flag: asyncio.Event | threading.Event |
         await kopf.operator(registry=registry, memo=kopf.Memo(ctx=ctx), clusterwide=True,
                             standalone=True, stop_flag=stop_flag, ready_flag=ready_flag)
 
-    scans = None
+    scans = configmaps = None
     if settings.renovate_interval_seconds:  # scheduled Renovate scans (docs/renovate.md)
         scans = asyncio.create_task(scan_loop(ctx, build_runner(settings),
                                               settings.renovate_interval_seconds))
+    if settings.report_configmap_interval_seconds:  # reports in ConfigMaps (docs/renovate.md)
+        configmaps = asyncio.create_task(
+            configmap_loop(ctx, settings.report_configmap_interval_seconds))
     address = settings.metrics_host_port()
+    report_address = settings.report_host_port()
     try:
         async with contextlib.AsyncExitStack() as stack:
             if ui_settings is not None and ui_settings.enabled:
                 await stack.enter_async_context(_serve_ui(settings, ui_settings, api, kube))
+            if report_address is not None and settings.report_cert_file is not None \
+                    and settings.report_key_file is not None:
+                tls = ReloadingTLS(settings.report_cert_file, settings.report_key_file)
+                await stack.enter_async_context(serve_intake(
+                    build_intake_app(OperatorIntake(ctx)), *report_address, tls))
             if address is not None:
                 refresh = FleetRefresher(kube, metrics)
                 await stack.enter_async_context(
@@ -136,6 +148,8 @@ async def serve(settings: Settings, stop_flag: asyncio.Event | threading.Event |
     finally:
         if scans is not None:
             scans.cancel()
+        if configmaps is not None:
+            configmaps.cancel()
         if notifier is not None:
             await notifier.aclose()
         await opener.aclose()

@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fluxup.errors import ConfigError
 
@@ -81,6 +82,25 @@ def _hosts(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return hosts
 
 
+def _report_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The report intake's settings; the endpoint needs its certificate and key."""
+    address = _address(env, "FLUXUP_REPORT_ADDRESS", "")
+    cert, key = env.get("FLUXUP_REPORT_CERT_FILE"), env.get("FLUXUP_REPORT_KEY_FILE")
+    if address and not (cert and key):
+        raise ConfigError("FLUXUP_REPORT_ADDRESS needs FLUXUP_REPORT_CERT_FILE and "
+                          "FLUXUP_REPORT_KEY_FILE (the endpoint only speaks HTTPS)")
+    interval = env.get("FLUXUP_REPORT_CONFIGMAP_INTERVAL_SECONDS", "30").strip()
+    return {
+        "report_address": address,
+        "report_cert_file": Path(cert) if cert else None,
+        "report_key_file": Path(key) if key else None,
+        "report_audiences": tuple(a.strip() for a in env.get("FLUXUP_REPORT_AUDIENCES", "")
+                                  .split(",") if a.strip()),
+        "report_configmap_interval_seconds": 0.0 if interval == "0" else _float(
+            env, "FLUXUP_REPORT_CONFIGMAP_INTERVAL_SECONDS", 30.0),
+    }
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the operator is configured with.
@@ -129,6 +149,15 @@ class Settings:
     #: Secrets in ``namespace`` with registry credentials for Renovate, read by name:
     #: keys ``host``, ``username`` + ``password`` or ``token``, optional ``hostType``.
     renovate_secrets: tuple[str, ...] = ()
+    #: Reports from a Renovate that runs elsewhere (docs/renovate.md): ``host:port`` of the
+    #: HTTPS endpoint (empty: off) with its certificate and key files (reloaded when they
+    #: change), the audiences a sender's token must be bound to (empty: the API server's
+    #: default), and how often the labelled ConfigMaps are read (0: never).
+    report_address: str = ""
+    report_cert_file: Path | None = None
+    report_key_file: Path | None = None
+    report_audiences: tuple[str, ...] = ()
+    report_configmap_interval_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -168,7 +197,15 @@ class Settings:
             renovate_disabled_hosts=_hosts(env, "FLUXUP_RENOVATE_DISABLED_HOSTS"),
             renovate_secrets=tuple(n.strip() for n in env.get("FLUXUP_RENOVATE_SECRETS", "")
                                    .split(",") if n.strip()),
+            **_report_settings(env),
         )
+
+    def report_host_port(self) -> tuple[str, int] | None:
+        """``(host, port)`` of the report endpoint, or None when it is switched off."""
+        if not self.report_address:
+            return None
+        host, _, port = self.report_address.rpartition(":")
+        return host or "0.0.0.0", int(port)  # noqa: S104
 
     def metrics_host_port(self) -> tuple[str, int] | None:
         """``(host, port)`` of the metrics server, or None when it is switched off."""

@@ -174,3 +174,29 @@ def test_renovate_settings() -> None:
 def test_bad_renovate_settings(name: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env({name: value})
+
+
+def test_report_intake_settings() -> None:
+    assert Settings().report_host_port() is None
+    assert Settings().report_configmap_interval_seconds == 30.0
+    settings = Settings.from_env({
+        "FLUXUP_REPORT_ADDRESS": "0.0.0.0:8443",
+        "FLUXUP_REPORT_CERT_FILE": "/etc/fluxup/report-tls/tls.crt",
+        "FLUXUP_REPORT_KEY_FILE": "/etc/fluxup/report-tls/tls.key",
+        "FLUXUP_REPORT_AUDIENCES": "fluxup, other",
+        "FLUXUP_REPORT_CONFIGMAP_INTERVAL_SECONDS": "0",
+    })
+    assert settings.report_host_port() == ("0.0.0.0", 8443)
+    assert settings.report_cert_file == Path("/etc/fluxup/report-tls/tls.crt")
+    assert settings.report_audiences == ("fluxup", "other")
+    assert settings.report_configmap_interval_seconds == 0.0
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"FLUXUP_REPORT_ADDRESS": "0.0.0.0:8443"}, "needs FLUXUP_REPORT_CERT_FILE"),
+    ({"FLUXUP_REPORT_ADDRESS": "8443"}, "not host:port"),
+    ({"FLUXUP_REPORT_CONFIGMAP_INTERVAL_SECONDS": "-1"}, "positive"),
+])
+def test_bad_report_settings(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)

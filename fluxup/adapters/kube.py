@@ -58,6 +58,7 @@ class R:
     PV = Resource("", "v1", "persistentvolumes", namespaced=False)
     POD = Resource("", "v1", "pods")
     SECRET = Resource("", "v1", "secrets")
+    CONFIGMAP = Resource("", "v1", "configmaps")
     EVENT = Resource("", "v1", "events")
     NAMESPACE = Resource("", "v1", "namespaces", namespaced=False)
     DEPLOYMENT = Resource("apps", "v1", "deployments")
@@ -75,6 +76,10 @@ class R:
     MANAGEDAPP = Resource("fluxup.dev", "v1alpha1", "managedapps")
     UPGRADEREQUEST = Resource("fluxup.dev", "v1alpha1", "upgraderequests")
     ROLLBACKREQUEST = Resource("fluxup.dev", "v1alpha1", "rollbackrequests")
+    TOKENREVIEW = Resource("authentication.k8s.io", "v1", "tokenreviews", namespaced=False)
+    SUBJECTACCESSREVIEW = Resource(
+        "authorization.k8s.io", "v1", "subjectaccessreviews", namespaced=False
+    )
 
 
 class Kube(Protocol):

@@ -44,6 +44,9 @@ __all__ = ["ScanSummary", "ingest_report", "load_host_rules", "scan_all", "scan_
 
 log = logging.getLogger(__name__)
 
+#: The lock every ingest holds (see :func:`ingest_report`).
+INGEST_LOCK = "renovate/ingest"
+
 
 @dataclass(frozen=True)
 class ScanSummary:
@@ -116,7 +119,16 @@ async def ingest_report(
     repository_url: str | None = None,
 ) -> ScanSummary:
     """Write ``report`` onto the ManagedApps of its repository (``repository_url`` when
-    FluxUp ran the scan; else matched by Renovate's repository name)."""
+    FluxUp ran the scan; else matched by Renovate's repository name).
+
+    Ingests run one at a time (scans, pushed reports, ConfigMaps), so two reports never
+    decide an app's automatic upgrade at once."""
+    async with ctx.lock(INGEST_LOCK):
+        return await _ingest_report(ctx, report, outcome, repository_url)
+
+
+async def _ingest_report(ctx: Context, report: RepositoryReport, outcome: ScanOutcome,
+                         repository_url: str | None) -> ScanSummary:
     apps = await _managed_apps(ctx)
     targets = _targets(apps, repository_url, report.repository)
     if outcome.ok and report.aborted:
