@@ -105,9 +105,11 @@ def _scan(args: argparse.Namespace) -> int:
         auto = f"; started {', '.join(s.auto_upgrades)}" if s.auto_upgrades else ""
         print(f"{s.repository}: {s.apps} app(s), {s.candidates} candidate(s): "
               f"{s.message}{auto}")
+        for line in s.unchecked:
+            print(f"  not fully checked: {line}")
     if not summaries:
         print("no ManagedApp with a discovered Git file: nothing to scan")
-    return 0 if all(s.ok for s in summaries) else 1
+    return 0 if all(s.complete for s in summaries) else 1
 
 
 def _renovate_install(args: argparse.Namespace) -> int:

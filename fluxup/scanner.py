@@ -46,6 +46,9 @@ async def scan_loop(ctx: Context, runner: RenovateRunner, interval: float) -> No
             for summary in await scan_all(ctx, runner):
                 log.info("renovate scan of %s: %d app(s), %d candidate(s), %s",
                          summary.repository, summary.apps, summary.candidates, summary.message)
+                for line in summary.unchecked:
+                    log.warning("renovate scan of %s did not fully check %s",
+                                summary.repository, line)
         except FluxUpError as exc:
             log.warning("renovate scan failed: %s; retrying in %.0f s", exc, interval)
         await asyncio.sleep(interval)

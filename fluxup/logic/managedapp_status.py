@@ -5,7 +5,10 @@ The ManagedApp reconciler (:mod:`fluxup.reconcile.managedapp`) and its discovery
 :class:`Observation`; :func:`summarize_managedapp` turns it into the status conditions
 — the only code that writes a ManagedApp's ``Ready``: true when ``Discovered``,
 ``Gated`` and (with snapshots on) ``SnapshotCapable`` are true, else false naming every
-problem. Pure; no I/O.
+problem. :func:`merge_scan_conditions` keeps the conditions the Renovate scan owns
+(``UpdatesChecked``, ``UpdateAvailable``) as the object holds them when the reconciler
+writes, since a scan in another process (``fluxup scan``) may have written them since
+the reconciler read the object. Pure; no I/O.
 """
 
 from __future__ import annotations
@@ -17,7 +20,12 @@ from typing import Any
 
 from fluxup.api.conditions import Condition, ConditionStatus, ConditionType, Reason, set_condition
 
-__all__ = ["Observation", "summarize_managedapp"]
+__all__ = ["SCAN_CONDITIONS", "Observation", "merge_scan_conditions", "summarize_managedapp"]
+
+#: Condition types written by the Renovate scan (:mod:`fluxup.reconcile.renovate`), not by
+#: the ManagedApp reconciler.
+SCAN_CONDITIONS = frozenset({ConditionType.UPDATES_CHECKED.value,
+                             ConditionType.UPDATE_AVAILABLE.value})
 
 
 @dataclass
@@ -63,3 +71,20 @@ def summarize_managedapp(
         ready = Condition(ConditionType.READY, ConditionStatus.TRUE, Reason.SUCCEEDED,
                           f"managing {release_name} at {version}", now, generation)
     return set_condition(conditions, ready)
+
+
+def merge_scan_conditions(
+    ours: Iterable[dict[str, Any]], current: Iterable[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The reconciler's encoded conditions ``ours``, with every :data:`SCAN_CONDITIONS`
+    entry taken from ``current`` (the object's conditions now) instead: replaced in place,
+    dropped when ``current`` has none, appended when only ``current`` has it."""
+    theirs = {c.get("type"): c for c in current if c.get("type") in SCAN_CONDITIONS}
+    out = []
+    for c in ours:
+        if c.get("type") not in SCAN_CONDITIONS:
+            out.append(c)
+        elif c.get("type") in theirs:
+            out.append(theirs.pop(c.get("type")))
+    out.extend(theirs[t] for t in sorted(theirs, key=str))
+    return out

@@ -26,18 +26,17 @@ from fluxup.api.managedapp import (
     ManagedApp,
 )
 from fluxup.api.meta import ImageTag
+from fluxup.errors import KubeConflict
 from fluxup.logic import discovery
 from fluxup.logic.hold_requests import HoldState
-from fluxup.logic.identity import (
-    GatedKind,
-    approved_identity,
-    determine_desired,
-    parse_identity,
+from fluxup.logic.identity import GatedKind, determine_desired, parse_identity
+from fluxup.logic.managedapp_status import (
+    Observation,
+    merge_scan_conditions,
+    summarize_managedapp,
 )
-from fluxup.logic.managedapp_status import Observation, summarize_managedapp
 from fluxup.logic.release_record import parse_release_gate
 from fluxup.reconcile.announce import announce_available
-from fluxup.reconcile.approvals import remove_outlived_approvals
 from fluxup.reconcile.bypass import record_bypass
 from fluxup.reconcile.context import Context
 from fluxup.reconcile.holds import ensure_hold_handled
@@ -52,6 +51,7 @@ from fluxup.reconcile.release_gate import ensure_release_gate, ensure_request_fo
 __all__ = ["HELD", "SNAPSHOT_CAPABLE", "reconcile_managedapp"]
 
 HELD = ConditionType.HELD.value
+_WRITE_ATTEMPTS = 3
 
 
 def _labels(obj: Obj) -> dict[str, str]:
@@ -173,15 +173,12 @@ def _gating(
         if obj is None:
             continue
         text = _annotations(obj).get(ann.HELD)
-        if not text:
-            continue
-        try:
-            identity = parse_identity(text)
-        except ValueError:
-            held.append(f"{obj.get('kind')} (unreadable hold)")
-            continue
-        if identity != approved_identity(obj):
-            held.append(f"{obj.get('kind')} {identity.describe()}")
+        approved = _annotations(obj).get(ann.APPROVED)
+        if text and text != approved:
+            try:
+                held.append(f"{obj.get('kind')} {parse_identity(text).describe()}")
+            except ValueError:
+                held.append(f"{obj.get('kind')} (unreadable hold)")
     seen.condition(
         HELD,
         bool(held),
@@ -216,6 +213,28 @@ def _current(app: ManagedApp, hr: Obj, seen: Observation) -> None:
     seen.status["currentImages"] = [encode(i) for i in images]
 
 
+async def _write_status(ctx: Context, namespace: str, name: str, status: Obj) -> bool:
+    """Write ``status``, keeping the Renovate scan's conditions as they are now (a scan in
+    another process may have written them during this pass): re-read, merge, patch at that
+    resourceVersion, and again on a conflict. False when the app is gone."""
+    for _ in range(_WRITE_ATTEMPTS):
+        current = await ctx.kube.find(R.MANAGEDAPP, namespace, name)
+        if current is None:
+            return False
+        conditions = merge_scan_conditions(
+            status["conditions"], (current.get("status") or {}).get("conditions") or [])
+        try:
+            await ctx.kube.merge_patch(R.MANAGEDAPP, namespace, name, {
+                "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
+                "status": {**status, "conditions": conditions},
+            }, sub="status")
+            return True
+        except KubeConflict:
+            continue
+    raise KubeConflict(f"ManagedApp {namespace}/{name} kept changing while its status was "
+                       f"written ({_WRITE_ATTEMPTS} attempts); trying again later")
+
+
 async def reconcile_managedapp(ctx: Context, obj: Obj) -> None:
     """One level-triggered pass over a ManagedApp."""
     app = ManagedApp.from_dict(obj)
@@ -235,7 +254,6 @@ async def reconcile_managedapp(ctx: Context, obj: Obj) -> None:
         )
     else:
         oci = await observe_chart_source(ctx, hr, seen)
-        await remove_outlived_approvals(ctx, obj, (hr, oci))  # never outlive their request
         notes: list[str] = []
         if not app.spec.suspend:
             await _ensure_gate_metadata(ctx, app, hr, oci)
@@ -266,13 +284,8 @@ async def reconcile_managedapp(ctx: Context, obj: Obj) -> None:
         app.status.conditions, seen, app.spec.volume_snapshots.enabled,
         app.spec.helm_release_ref.name, app.metadata.generation, now,
     )]
-    await ctx.kube.merge_patch(
-        R.MANAGEDAPP,
-        app.metadata.namespace,
-        app.metadata.name or "",
-        {"status": status},
-        sub="status",
-    )
+    if not await _write_status(ctx, app.metadata.namespace or "", app.metadata.name, status):
+        return
     await announce_available(ctx, obj, app)
     new_ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     if (

@@ -20,12 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fluxup.adapters.kube import R
+from fluxup.adapters.kube import Obj, R
 from fluxup.adapters.renovate import RenovateRunner, checkout_yaml
 from fluxup.api._codec import encode
 from fluxup.api.conditions import Condition, ConditionStatus, Reason, set_condition
 from fluxup.api.managedapp import GitSource, ManagedApp
-from fluxup.errors import FluxUpError, InvalidObjectError, KubeNotFound
+from fluxup.errors import FluxUpError, InvalidObjectError, KubeConflict, KubeNotFound
 from fluxup.logic.renovate_config import HostRule, ScanPaths, build_renovate_config
 from fluxup.logic.renovate_map import (
     AppFindings,
@@ -43,6 +43,7 @@ from fluxup.reconcile.context import Context
 __all__ = ["ScanSummary", "ingest_report", "load_host_rules", "scan_all", "scan_repository"]
 
 log = logging.getLogger(__name__)
+_WRITE_ATTEMPTS = 3
 
 #: The lock every ingest holds (see :func:`ingest_report`).
 INGEST_LOCK = "renovate/ingest"
@@ -50,7 +51,12 @@ INGEST_LOCK = "renovate/ingest"
 
 @dataclass(frozen=True)
 class ScanSummary:
-    """What one repository's scan did (printed by ``fluxup scan``, logged by the operator)."""
+    """What one repository's scan did (printed by ``fluxup scan``, logged by the operator).
+
+    ``ok`` says the run itself worked; ``unchecked`` lists the apps it could still not
+    check completely (``namespace/name: why``, e.g. a registry Renovate could not reach),
+    whose last known updates were kept. :attr:`complete` is both.
+    """
 
     repository: str
     apps: int
@@ -59,6 +65,11 @@ class ScanSummary:
     message: str
     duration_seconds: float = 0.0
     auto_upgrades: tuple[str, ...] = ()
+    unchecked: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        return self.ok and not self.unchecked
 
 
 async def _managed_apps(ctx: Context) -> list[ManagedApp]:
@@ -138,50 +149,65 @@ async def _ingest_report(ctx: Context, report: RepositoryReport, outcome: ScanOu
     by_key = {(a.metadata.namespace or "", a.metadata.name): a for a in apps}
     candidates = 0
     started: list[str] = []
+    unchecked: list[str] = []
     for target in targets:
         findings = findings_for(mapped, target) if outcome.ok else None
         decision = await _apply(ctx, by_key[target.key], findings, outcome)
         if decision is None:
             continue
         candidates += len(decision.candidates)
+        checked = next(c for c in decision.conditions if c.type == "UpdatesChecked")
+        if outcome.ok and not checked.ok:
+            unchecked.append(f"{target.namespace}/{target.name}: {checked.message}")
         if decision.auto_target is not None and outcome.ok:
             name = await ensure_auto_upgrade(ctx, target.namespace, target.name,
                                              decision.auto_target)
             if name:
                 started.append(f"{target.namespace}/{name}")
     return ScanSummary(repository_url or report.repository, len(targets), candidates,
-                       outcome.ok, outcome.message or "scanned", auto_upgrades=tuple(started))
+                       outcome.ok, outcome.message or "scanned", auto_upgrades=tuple(started),
+                       unchecked=tuple(unchecked))
 
 
 async def _apply(ctx: Context, app: ManagedApp, findings: AppFindings | None,
                  outcome: ScanOutcome) -> UpdateDecision | None:
-    """Decide and write one app's status, from a fresh read under the app's lock."""
+    """Decide and write one app's status, from a fresh read under the app's lock, at that
+    read's resourceVersion (the operator's reconciler in another process may write the app
+    meanwhile: then read and decide again)."""
     namespace, name = app.metadata.namespace or "", app.metadata.name
     async with ctx.lock(f"managedapp/{namespace}/{name}"):
-        obj = await ctx.kube.find(R.MANAGEDAPP, namespace, name)
-        if obj is None:
-            return None
-        fresh = ManagedApp.from_dict(obj)
-        now = ctx.now()
-        decision = decide_updates(fresh, findings, outcome, now)
-        conditions = fresh.status.conditions
-        for c in decision.conditions:
-            conditions = set_condition(conditions, Condition(
-                c.type, ConditionStatus.TRUE if c.ok else ConditionStatus.FALSE, str(c.reason),
-                c.message, now, fresh.metadata.generation))
-        status = {
-            "availableUpdates": [encode(c) for c in decision.candidates],
-            "availableUpdate": encode(decision.available, nulls=True)
-            if decision.available else None,
-            "conditions": [encode(c) for c in conditions],
-        }
-        await ctx.kube.merge_patch(R.MANAGEDAPP, namespace, name, {"status": status},
-                                   sub="status")
+        for attempt in range(_WRITE_ATTEMPTS):
+            obj = await ctx.kube.find(R.MANAGEDAPP, namespace, name)
+            if obj is None:
+                return None
+            fresh = ManagedApp.from_dict(obj)
+            now = ctx.now()
+            decision = decide_updates(fresh, findings, outcome, now)
+            conditions = fresh.status.conditions
+            for c in decision.conditions:
+                conditions = set_condition(conditions, Condition(
+                    c.type, ConditionStatus.TRUE if c.ok else ConditionStatus.FALSE,
+                    str(c.reason), c.message, now, fresh.metadata.generation))
+            status = {
+                "availableUpdates": [encode(c) for c in decision.candidates],
+                "availableUpdate": encode(decision.available, nulls=True)
+                if decision.available else None,
+                "conditions": [encode(c) for c in conditions],
+            }
+            written: Obj = obj
+            try:
+                await ctx.kube.merge_patch(R.MANAGEDAPP, namespace, name, {
+                    "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
+                    "status": status}, sub="status")
+                break
+            except KubeConflict:
+                if attempt + 1 == _WRITE_ATTEMPTS:
+                    raise
     old = fresh.status.available_update
     new = decision.available
     if new is not None and (old is None or (old.version, old.images) != (new.version,
                                                                           new.images)):
-        await ctx.events.record(obj, "NewVersionDetected", decision.conditions[-1].message)
+        await ctx.events.record(written, "NewVersionDetected", decision.conditions[-1].message)
     return decision
 
 
@@ -218,7 +244,8 @@ async def scan_repository(
         ctx.metrics.observe_scan("success" if outcome.ok else "failure", result.duration_seconds)
     summary = await ingest_report(ctx, report, outcome, repository_url=source.repository_url)
     return ScanSummary(summary.repository, summary.apps, summary.candidates, summary.ok,
-                       outcome.message, result.duration_seconds, summary.auto_upgrades)
+                       outcome.message, result.duration_seconds, summary.auto_upgrades,
+                       summary.unchecked)
 
 
 async def scan_all(ctx: Context, runner: RenovateRunner) -> list[ScanSummary]:

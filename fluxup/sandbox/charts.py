@@ -39,8 +39,10 @@ __all__ = [
     "build_chart_package",
     "build_index",
     "package_demo_charts",
+    "publish_chart",
     "read_chart_metadata",
     "start_chart_repo",
+    "unpublish_chart",
 ]
 
 CHART_NAME = "demo-app"
@@ -174,6 +176,43 @@ def build_index(
     out = io.StringIO()
     yaml.dump({"apiVersion": "v1", "entries": entries, "generated": stamp}, out)
     return out.getvalue()
+
+
+def _packages_in(dir: Path) -> list[ChartPackage]:
+    out = []
+    for path in sorted(dir.glob("*.tgz")):
+        meta = read_chart_metadata(path)
+        out.append(ChartPackage(path, str(meta["name"]), str(meta["version"]),
+                                str(meta.get("appVersion") or meta["version"]),
+                                hashlib.sha256(path.read_bytes()).hexdigest()))
+    return out
+
+
+def _write_index(dir: Path, base_url: str) -> None:
+    """Rewrite ``dir/index.yaml`` for every package in ``dir`` (atomically: the server may
+    be answering a request for it)."""
+    tmp = dir / "index.yaml.tmp"
+    tmp.write_text(build_index(_packages_in(dir), base_url))
+    tmp.replace(dir / "index.yaml")
+
+
+def publish_chart(dir: Path, base_url: str, version: str) -> ChartPackage:
+    """Add ``demo-app`` ``version`` to the repository served from ``dir`` at ``base_url``:
+    package it next to the others and rewrite ``index.yaml`` (a new release, as a chart
+    maintainer's ``helm package`` + ``helm repo index`` would publish it)."""
+    package = build_chart_package(CHART_SOURCE, version, dir)
+    _write_index(dir, base_url)
+    return package
+
+
+def unpublish_chart(dir: Path, base_url: str, version: str, name: str = CHART_NAME) -> None:
+    """Withdraw chart ``name`` ``version`` from the repository in ``dir`` (package and
+    index entry)."""
+    target = dir / f"{name}-{version}.tgz"
+    if not target.is_file():
+        raise SandboxError(f"{target.name} is not published in {dir}")
+    target.unlink()
+    _write_index(dir, base_url)
 
 
 def _serves_index(url: str) -> bool:

@@ -2,6 +2,9 @@
 
 Each test adds its own app (own namespace) with :meth:`Fleet.add_app`, pushes commits with
 :meth:`Fleet.commit` and asks Flux to reconcile now instead of waiting for intervals.
+:meth:`Fleet.publish` releases a new ``demo-app`` version (chart in the Helm repository
+and the OCI registry, image tag in the registry), as an upstream project would, and
+:meth:`Fleet.withdraw` takes it back.
 """
 
 from __future__ import annotations
@@ -12,10 +15,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from fluxup.sandbox import seed
+from fluxup.sandbox.charts import publish_chart, unpublish_chart
 from fluxup.sandbox.cluster import fleet_url, git_credentials
 from fluxup.sandbox.controlplane import Sandbox
 from fluxup.sandbox.gitserver import GitCredentials
 from fluxup.sandbox.processes import wait_until
+from fluxup.sandbox.registry import (
+    DEMO_CHART_REPO,
+    DEMO_IMAGE_REPO,
+    delete_tag,
+    push_chart,
+    push_image,
+)
 
 
 @dataclass
@@ -60,8 +71,37 @@ class Fleet:
     def commit(self, files: Mapping[str, str | None], message: str) -> str:
         return seed.commit_files(self.repo_url, self.credentials, files, message)
 
+    @property
+    def chart_repo_url(self) -> str:
+        return f"http://127.0.0.1:{self.sandbox.ports['charts']}"
+
+    @property
+    def registry_url(self) -> str:
+        return f"http://{self.registry_host}"
+
+    def publish(self, version: str, *, chart: bool = True, image: bool = True) -> None:
+        """Release ``demo-app`` ``version``: the chart in the Helm repository and in the OCI
+        registry (``charts/demo-app``), and/or the image tag (``images/demo-app``)."""
+        if chart:
+            package = publish_chart(self.sandbox.dir / "charts", self.chart_repo_url, version)
+            push_chart(self.registry_url, DEMO_CHART_REPO, package.path, version)
+        if image:
+            push_image(self.registry_url, DEMO_IMAGE_REPO, version)
+
+    def withdraw(self, version: str, *, chart: bool = True, image: bool = True) -> None:
+        """Take back what :meth:`publish` released for ``version``."""
+        if chart:
+            unpublish_chart(self.sandbox.dir / "charts", self.chart_repo_url, version)
+            delete_tag(self.registry_url, DEMO_CHART_REPO, version)
+        if image:
+            delete_tag(self.registry_url, DEMO_IMAGE_REPO, version)
+
     def log(self, limit: int = 50) -> list[str]:
         return seed.log_messages(self.repo_url, self.credentials, limit=limit)
+
+    def refs(self) -> dict[str, str]:
+        """Every branch and tag of the fleet repository with its SHA."""
+        return seed.list_refs(self.repo_url, self.credentials)
 
     def read(self, path: str) -> str:
         return seed.read_file(self.repo_url, self.credentials, path)

@@ -44,6 +44,7 @@ __all__ = [
     "OCI_MANIFEST",
     "REGISTRY_BINARY",
     "build_registry_config",
+    "delete_tag",
     "push_blob",
     "push_chart",
     "push_demo_artifacts",
@@ -234,6 +235,18 @@ def push_image(registry_url: str, repo: str, tag: str) -> str:
             "layers": [{"mediaType": OCI_LAYER, **layer_desc}],
         }
         return _put_manifest(client, repo, tag, manifest)
+
+
+def delete_tag(registry_url: str, repo: str, tag: str) -> None:
+    """Delete the manifest ``repo:tag`` points to (the registry then no longer lists the
+    tag). Only for manifests that no other tag shares: the registry deletes by digest."""
+    with _client(registry_url) as client:
+        head = _check(client.head(f"/v2/{repo}/manifests/{tag}",
+                                  headers={"Accept": OCI_MANIFEST}), f"manifest {repo}:{tag}")
+        digest = head.headers.get("Docker-Content-Digest")
+        if not digest:
+            raise SandboxError(f"registry named no digest for {repo}:{tag}")
+        _check(client.delete(f"/v2/{repo}/manifests/{digest}"), f"deleting {repo}:{tag}")
 
 
 def push_demo_artifacts(

@@ -49,6 +49,7 @@ __all__ = [
     "build_flux_bootstrap",
     "build_repo_files",
     "commit_files",
+    "list_refs",
     "log_messages",
     "read_file",
     "remove_app",
@@ -250,6 +251,18 @@ def log_messages(
              Path(tmp), env)
         out = _git(["log", f"-{limit}", "--format=%B%x00"], workdir, env).stdout
     return [m.strip("\n") for m in out.split("\x00") if m.strip()]
+
+
+def list_refs(repo_url: str, credentials: GitCredentials) -> dict[str, str]:
+    """Every ref of the repository (``refs/heads/main`` → SHA), as ``git ls-remote`` lists
+    them: what a test compares to show that nothing was pushed."""
+    out = _git(["ls-remote", repo_url], Path(tempfile.gettempdir()), _git_env(credentials))
+    refs = {}
+    for line in out.stdout.splitlines():
+        sha, _, ref = line.partition("\t")
+        if ref:
+            refs[ref] = sha
+    return refs
 
 
 def _branch_exists(repo_url: str, branch: str, env: Mapping[str, str]) -> bool:

@@ -7,7 +7,11 @@ import datetime as dt
 import pytest
 
 from fluxup.api.conditions import Condition, ConditionStatus, Reason
-from fluxup.logic.managedapp_status import Observation, summarize_managedapp
+from fluxup.logic.managedapp_status import (
+    Observation,
+    merge_scan_conditions,
+    summarize_managedapp,
+)
 
 T0 = dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.UTC)
 T1 = T0 + dt.timedelta(minutes=1)
@@ -60,3 +64,24 @@ def test_unknown_version_and_stable_transition_times() -> None:
     times = {c.type: c.last_transition_time for c in moved}
     assert times["Ready"] == T1
     assert times["Discovered"] == T0
+
+
+def _c(type_: str, message: str) -> dict[str, str]:
+    return {"type": type_, "status": "True", "message": message}
+
+
+@pytest.mark.parametrize(("ours", "current", "expected"), [
+    # the scan wrote after the pass read: its version replaces the stale one in place
+    ([_c("Ready", "r"), _c("UpdatesChecked", "old"), _c("Gated", "g")],
+     [_c("UpdatesChecked", "new"), _c("Ready", "other")],
+     [_c("Ready", "r"), _c("UpdatesChecked", "new"), _c("Gated", "g")]),
+    # the scan wrote its first conditions meanwhile: appended
+    ([_c("Ready", "r")], [_c("UpdateAvailable", "1.1.0"), _c("UpdatesChecked", "ok")],
+     [_c("Ready", "r"), _c("UpdateAvailable", "1.1.0"), _c("UpdatesChecked", "ok")]),
+    # the object has none (never scanned): nothing of the scan's is invented
+    ([_c("Ready", "r"), _c("UpdateAvailable", "stale")], [], [_c("Ready", "r")]),
+])
+def test_merge_scan_conditions_takes_the_scans_from_the_object(
+    ours: list[dict[str, str]], current: list[dict[str, str]], expected: list[dict[str, str]]
+) -> None:
+    assert merge_scan_conditions(ours, current) == expected

@@ -147,3 +147,48 @@ def test_auto_request_names_are_stable_and_distinct() -> None:
     assert a == build_auto_request_name("web", Identity(version="1.0.1"))
     assert a != build_auto_request_name("web", Identity(version="1.0.2"))
     assert len(build_auto_request_name("x" * 80, Identity(version="1"))) <= 63
+
+
+async def test_unreachable_registry_makes_the_summary_incomplete() -> None:
+    world = _world()
+    await _ingest(world, _report(("1.1.0", "minor")))
+    down = Dep("flux", FILE, "web", "web", "helm", "1.0.0", "1.0.0",
+               registry_urls=("http://charts.example/",),
+               warnings=("Failed to look up helm package web",))
+    summary = await ingest_report(world.ctx, RepositoryReport("local", (down,)),
+                                  ScanOutcome(True), repository_url=URL)
+    assert summary.ok
+    assert not summary.complete
+    (line,) = summary.unchecked
+    assert line.startswith(f"{NS}/{APP}: Renovate could not look up versions at charts.example")
+    assert _status(world)["availableUpdate"]["version"] == "1.1.0"  # kept
+    healthy = await ingest_report(world.ctx, _report(("1.1.0", "minor")), ScanOutcome(True),
+                                  repository_url=URL)
+    assert healthy.complete
+    assert healthy.unchecked == ()
+
+
+async def test_a_write_by_the_operator_meanwhile_is_not_overwritten() -> None:
+    """The scan decides from a read and writes at its resourceVersion: when the operator's
+    reconciler (another process) wrote in between, it reads and decides again."""
+    world = _world()
+    original = world.kube.merge_patch
+    interfered: list[bool] = []
+
+    async def racing(res: Any, namespace: Any, name: str, patch: Any, sub: str = "") -> Any:
+        if res is R.MANAGEDAPP and sub == "status" and not interfered:
+            interfered.append(True)
+            app = world.get(R.MANAGEDAPP, APP)
+            app["status"]["conditions"] = [{"type": "Ready", "status": "True",
+                                            "reason": "Succeeded", "message": "meanwhile",
+                                            "lastTransitionTime": "2026-03-01T10:00:00Z"}]
+            world.kube.put(R.MANAGEDAPP, app)
+        return await original(res, namespace, name, patch, sub)
+
+    world.kube.merge_patch = racing  # type: ignore[method-assign]
+    await _ingest(world, _report(("1.1.0", "minor")))
+    assert interfered
+    conditions = _conditions(world)
+    assert conditions["Ready"]["message"] == "meanwhile"
+    assert conditions["UpdatesChecked"]["status"] == "True"
+    assert _status(world)["availableUpdate"]["version"] == "1.1.0"

@@ -20,8 +20,10 @@ from fluxup.sandbox.charts import (
     DEMO_VERSIONS,
     build_chart_package,
     package_demo_charts,
+    publish_chart,
     read_chart_metadata,
     start_chart_repo,
+    unpublish_chart,
 )
 from fluxup.sandbox.processes import stop_process
 
@@ -110,3 +112,20 @@ def test_repository_serves_index_and_packages(chart_repo: str) -> None:
             with tarfile.open(fileobj=io.BytesIO(tgz.content), mode="r:gz") as tar:
                 meta = _load(tar, "demo-app/Chart.yaml")
             assert meta["version"] == entry["version"]
+
+
+def test_publish_and_unpublish_rewrite_the_index(tmp_path: Path) -> None:
+    url = "http://127.0.0.1:18080"
+    package_demo_charts(tmp_path, ["1.0.0", "1.1.0"])
+    package = publish_chart(tmp_path, url, "1.0.1")
+    entries = yaml.safe_load((tmp_path / "index.yaml").read_text())["entries"]["demo-app"]
+    assert [e["version"] for e in entries] == ["1.1.0", "1.0.1", "1.0.0"]
+    (patch,) = [e for e in entries if e["version"] == "1.0.1"]
+    assert patch["digest"] == package.digest
+    assert patch["urls"] == [f"{url}/demo-app-1.0.1.tgz"]
+    unpublish_chart(tmp_path, url, "1.0.1")
+    entries = yaml.safe_load((tmp_path / "index.yaml").read_text())["entries"]["demo-app"]
+    assert [e["version"] for e in entries] == ["1.1.0", "1.0.0"]
+    assert not (tmp_path / "demo-app-1.0.1.tgz").exists()
+    with pytest.raises(SandboxError, match="not published"):
+        unpublish_chart(tmp_path, url, "1.0.1")

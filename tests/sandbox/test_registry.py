@@ -22,6 +22,7 @@ from fluxup.sandbox.registry import (
     HELM_CONFIG,
     OCI_MANIFEST,
     build_registry_config,
+    delete_tag,
     push_chart,
     push_demo_artifacts,
     push_image,
@@ -126,6 +127,16 @@ def test_push_image_tags(registry: str) -> None:
         data = client.get(f"/v2/images/demo-app/blobs/{layer['digest']}").content
         assert sha256(data) == layer["digest"]
         assert b"1.1.0\n" in gzip.decompress(data)
+
+
+def test_delete_tag_removes_only_that_tag(registry: str) -> None:
+    for tag in ("5.0.0", "5.0.1"):
+        push_image(registry, "images/withdrawn", tag)
+    delete_tag(registry, "images/withdrawn", "5.0.1")
+    with httpx.Client(base_url=registry, trust_env=False) as client:
+        assert client.get("/v2/images/withdrawn/tags/list").json()["tags"] == ["5.0.0"]
+    with pytest.raises(SandboxError, match="HTTP 404"):
+        delete_tag(registry, "images/withdrawn", "5.0.1")
 
 
 def test_config_is_valid_yaml_with_loopback_address(tmp_path: Path) -> None:

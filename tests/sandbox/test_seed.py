@@ -23,6 +23,7 @@ from fluxup.sandbox.seed import (
     add_app,
     build_flux_bootstrap,
     commit_files,
+    list_refs,
     remove_app,
     seed_repo,
 )
@@ -201,6 +202,18 @@ def test_commit_files_edits_and_reports_head(
     assert run_git("rev-parse", "HEAD", cwd=repo).strip() == sha
     assert load(repo / path)["spec"]["chart"]["spec"]["version"] == "1.1.0"
     assert run_git("log", "-1", "--format=%s", cwd=repo).strip() == "Bump demo-helm to 1.1.0"
+
+
+def test_list_refs_names_every_branch_with_its_head(
+    git_server: Git, fleet: str, tmp_path: Path
+) -> None:
+    head = commit_files(fleet, git_server.credentials, {"notes.txt": "refs\n"}, "Add notes")
+    repo = clone(git_server, fleet, tmp_path / "refs")
+    run_git("push", "-q", "origin", "HEAD:refs/heads/renovate/demo-app-2.x", cwd=repo,
+            creds=git_server.credentials)
+    refs = list_refs(fleet, git_server.credentials)
+    assert refs["refs/heads/main"] == head
+    assert refs["refs/heads/renovate/demo-app-2.x"] == head
 
 
 def test_wrong_credentials_raise_without_leaking(git_server: Git, fleet: str) -> None:
