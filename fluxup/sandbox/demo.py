@@ -2,10 +2,12 @@
 
 Brings up the full sandbox (real Flux, KWOK nodes, CSI snapshots, a Git server), starts
 FluxUp (webhook + operator under its shipped RBAC), puts the seeded ``demo-helm`` app
-under management, then does what a developer does: pushes a chart version bump to Git.
-It prints every step as it happens — Flux applies, the gate holds, FluxUp snapshots the
-volumes, releases, helm-controller upgrades — and leaves everything running for a look
-around with kubectl. Running it again upgrades to the next version.
+under management, writes known bytes into its volumes (the app's data), then does what a
+developer does: pushes a chart version bump to Git. It prints every step as it happens —
+Flux applies, the gate holds, FluxUp snapshots the volumes, releases, helm-controller
+upgrades — then plays the new version's one-way migration (it overwrites the data) and
+rolls back with one RollbackRequest: the volumes come back from the snapshots byte for
+byte and Git is reverted. Everything keeps running for a look around with kubectl.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, TextIO
 
 from fluxup.errors import SandboxError
 from fluxup.logic import yamledit
+from fluxup.sandbox.cluster import csi_state_dir
 from fluxup.sandbox.controlplane import Sandbox, up
 from fluxup.sandbox.fleet import Fleet
 from fluxup.sandbox.processes import wait_until
@@ -66,6 +69,11 @@ def run_demo(directory: Path, out: TextIO = sys.stdout) -> int:
         say(f"{app.name} already runs the newest demo chart {current}; nothing to upgrade")
         return 0
     target = later[0]
+    claims = [p["name"] for p in managed["status"]["pvcs"]]
+    data = {pvc: f"{app.name} data written at {current} ({pvc})\n".encode() for pvc in claims}
+    for pvc, content in data.items():
+        (_volume_dir(sb, app.namespace, pvc) / DATA_FILE).write_bytes(content)
+    say(f"wrote the app's data ({DATA_FILE}) into {len(claims)} volumes")
     path = f"flux/apps/{app.name}/helmrelease.yaml"
     text = fleet.read(path)
     fleet.commit({path: yamledit.edit_chart_version(text, name=app.name, version=target)},
@@ -81,15 +89,68 @@ def run_demo(directory: Path, out: TextIO = sys.stdout) -> int:
         return 1
     for snap in status.get("snapshots") or []:
         say(f"  snapshot {snap['name']} of PVC {snap['pvc']}: readyToUse={snap['readyToUse']}")
+    for pvc in claims:
+        (_volume_dir(sb, app.namespace, pvc) / DATA_FILE).write_bytes(
+            f"migrated by {target}: the old format is gone\n".encode())
+    say(f"{target} ran its one-way migration: the data in every volume is overwritten")
+    rollback = _rollback(sb, app.namespace, request["metadata"]["name"], say)
+    rstatus = rollback.get("status") or {}
+    if rstatus.get("phase") != "Succeeded":
+        say(f"rollback ended {rstatus.get('phase')}: {rstatus.get('message')}")
+        say(f"operator log: {stack.operator_log}")
+        return 1
+    for pvc, content in data.items():
+        back = (_volume_dir(sb, app.namespace, pvc) / DATA_FILE).read_bytes()
+        if back != content:
+            say(f"PVC {pvc} does not hold the original data after the rollback")
+            return 1
+        say(f"  PVC {pvc}: original data back, byte for byte")
+    say(f"Git reverted by commit {str(rstatus.get('revertCommit'))[:12]}; "
+        f"{app.name} runs {_current(sb, app.namespace, app.name)} again")
     kubectl = f"{sb.bin('kubectl')} --kubeconfig={sb.kubeconfig}"
     print(f"""
-Done: {app.name} upgraded {current} -> {target}, with ReadyToUse snapshots taken first.
+Done: {app.name} upgraded {current} -> {target} with ReadyToUse snapshots taken first, then
+rolled back to {current} with its data restored from them.
 Look around (everything keeps running; `make demo-down` stops it):
   {kubectl} get fluxup -A
   {kubectl} get volumesnapshots -n {app.namespace}
-  {kubectl} get helmrelease -n {app.namespace} {app.name} -o yaml
-Run `make demo` again to upgrade to the next version.""", file=out, flush=True)
+  {kubectl} get pv -l fluxup.dev/retained-by-rollback   # the volumes the rollback kept
+Run `make demo` again for another round.""", file=out, flush=True)
     return 0
+
+
+DATA_FILE = "demo-data.txt"
+
+
+def _volume_dir(sb: Sandbox, namespace: str, pvc: str) -> Path:
+    """The sandbox CSI driver's directory behind ``pvc`` (what the app's pod would mount)."""
+    volume = _get(sb, "pvc", pvc, "-n", namespace)["spec"]["volumeName"]
+    handle = _get(sb, "pv", volume)["spec"]["csi"]["volumeHandle"]
+    return csi_state_dir(sb) / str(handle)
+
+
+def _rollback(sb: Sandbox, namespace: str, upgrade: str, say: Any) -> dict[str, Any]:
+    """Create a RollbackRequest of ``upgrade`` and print its phases until it finishes."""
+    name = f"{upgrade}-undo-{int(time.time())}"
+    sb.kubectl("apply", "-f", "-", input=json.dumps({
+        "apiVersion": "fluxup.dev/v1alpha1", "kind": "RollbackRequest",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"upgradeRequestRef": {"name": upgrade}}}))
+    say(f"created RollbackRequest {name} (the one action a user takes)")
+    phase = None
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        rollback = _get(sb, "rollbackrequest", name, "-n", namespace)
+        status = rollback.get("status") or {}
+        if status.get("phase") != phase:
+            phase = status.get("phase")
+            say(f"RollbackRequest {name}: {phase}"
+                + (f" — {status['message']}" if status.get("message") not in (None, phase)
+                   else ""))
+        if phase in ("Succeeded", "Failed"):
+            return rollback
+        time.sleep(0.25)
+    raise SandboxError(f"the rollback {name} did not finish within 300s")
 
 
 def _current(sb: Sandbox, namespace: str, name: str) -> str | None:
