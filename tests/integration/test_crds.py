@@ -185,7 +185,7 @@ def test_printer_columns_and_category(
     headers = table_headers(out.stdout)
     assert ["NAME", "CURRENT", "AVAILABLE", "READY", "AGE"] in headers
     assert ["NAME", "APP", "TARGET", "PHASE", "AGE"] in headers
-    assert ["NAME", "UPGRADE", "PHASE", "AGE"] in headers
+    assert ["NAME", "APP", "FROM", "TO", "PHASE", "AGE"] in headers
     wide = sandbox.kubectl("get", "managedapps", "-n", namespace, "-o", "wide")
     assert table_headers(wide.stdout) == [
         ["NAME", "HELMRELEASE", "CURRENT", "AVAILABLE", "READY", "STATUS", "AGE"]
