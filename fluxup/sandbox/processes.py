@@ -66,7 +66,7 @@ def start_process(
         raise SandboxError(f"could not start {name}: {proc.stderr.strip()}")
     pid = int(proc.stdout.strip())
     # until setsid has exec'd the wrapper, /proc/<pid>/cmdline is the launcher's: wait for
-    # the marker so that ``is_ours`` is right from the moment we return
+    # the wrapper so that ``is_ours`` (and a signal to its group) is right once we return
     deadline = time.monotonic() + 10
     while not is_ours(pid, token):
         if time.monotonic() > deadline or not Path(f"/proc/{pid}").exists():
@@ -99,7 +99,9 @@ def is_ours(pid: int, token: str) -> bool:
         return False  # no such process
     if stat.rsplit(")", 1)[-1].split()[0] == "Z":  # zombie: exited, not yet reaped
         return False
-    return _marker(token).encode() in cmdline.split(b"\0")
+    # the wrapper itself, not the launcher or setsid that carry the same words before
+    # they exec it (only the wrapper has its own session and process group)
+    return cmdline.split(b"\0")[2:4] == [_WRAPPER.encode(), _marker(token).encode()]
 
 
 def stop_process(pid: int, token: str, grace: float = 10.0) -> bool:

@@ -8,6 +8,7 @@ import signal
 import time
 from pathlib import Path
 
+from fluxup.errors import SandboxError
 from fluxup.sandbox.processes import is_ours, start_process, stop_process, wait_until
 
 
@@ -15,18 +16,28 @@ def _log(tmp_path: Path, name: str) -> str:
     return (tmp_path / f"{name}.log").read_text()
 
 
-def test_a_process_that_exits_silently_leaves_its_status_in_the_log(tmp_path: Path) -> None:
-    pid = start_process("quiet", ["sh", "-c", "exit 3"], tmp_path, "tok-a")
+def _run_to_end(tmp_path: Path, name: str, argv: list[str]) -> str:
+    """Start a short-lived program; return what FluxUp reports of its end. It may be gone
+    before ``start_process`` sees it running, which is then an error quoting the log."""
+    try:
+        pid = start_process(name, argv, tmp_path, "tok-a")
+    except SandboxError as exc:
+        report = str(exc)
+        assert f"{name} exited right after start" in report
+        return report
     wait_until("the process to end", lambda: not is_ours(pid, "tok-a"), 10)
-    wait_until("the status line", lambda: "exited" in _log(tmp_path, "quiet"), 10)
-    assert "[fluxup-sandbox] quiet exited with status 3" in _log(tmp_path, "quiet")
+    wait_until("the status line", lambda: "exited with" in _log(tmp_path, name), 10)
+    return _log(tmp_path, name)
+
+
+def test_a_process_that_exits_silently_leaves_its_status_in_the_log(tmp_path: Path) -> None:
+    report = _run_to_end(tmp_path, "quiet", ["sh", "-c", "exit 3"])
+    assert "[fluxup-sandbox] quiet exited with status 3" in report
 
 
 def test_a_process_killed_by_a_signal_says_which(tmp_path: Path) -> None:
-    pid = start_process("victim", ["sh", "-c", "kill -SEGV $$"], tmp_path, "tok-b")
-    wait_until("the process to end", lambda: not is_ours(pid, "tok-b"), 10)
-    wait_until("the status line", lambda: "exited" in _log(tmp_path, "victim"), 10)
-    assert "victim exited with signal 11" in _log(tmp_path, "victim")
+    report = _run_to_end(tmp_path, "victim", ["sh", "-c", "kill -SEGV $$"])
+    assert "[fluxup-sandbox] victim exited with signal 11" in report
 
 
 def test_identity_needs_the_token_and_stop_ends_the_whole_group(tmp_path: Path) -> None:
