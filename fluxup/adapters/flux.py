@@ -46,12 +46,14 @@ async def request_retry(kube: Kube, namespace: str, name: str) -> str:
 
 
 async def approve_and_release(
-    kube: Kube, res: Resource, namespace: str, name: str, identity_json: str, request: str
+    kube: Kube, res: Resource, namespace: str, name: str, approval: str, request: str
 ) -> None:
-    """Write ``fluxup.dev/approved`` for ``identity_json`` and un-suspend, in one patch."""
+    """Write ``fluxup.dev/approved`` (``approval``: the identity bound to its request,
+    see :func:`fluxup.logic.identity.build_approval`) and un-suspend, in one patch;
+    ``request`` (the request's name) goes into ``fluxup.dev/upgrade-request``."""
     await kube.merge_patch(res, namespace, name, {
         "metadata": {"annotations": {
-            ann.APPROVED: identity_json,
+            ann.APPROVED: approval,
             ann.UPGRADE_REQUEST: request,
             REQUESTED_AT: _now_text(),
         }},

@@ -35,8 +35,11 @@ PREFIX: Final = "fluxup.dev/"
 #: (``Exists``), so unmanaged objects never reach the gate. Only the operator may remove it.
 MANAGED_APP_LABEL: Final = "fluxup.dev/managed-app"
 
-#: Identity (JSON, see :mod:`fluxup.logic.identity`) the operator approved after the
-#: pre-upgrade snapshots of exactly that identity became ReadyToUse. Operator-only.
+#: JSON ``{"identity": …, "request": "<Kind>/<ns>/<name>"}`` (see
+#: :func:`fluxup.logic.identity.build_approval`): the identity the operator approved for
+#: one UpgradeRequest/RollbackRequest after that request's pre-upgrade snapshots became
+#: ReadyToUse. Removed when the request ends; one that names no request approves nothing.
+#: Operator-only.
 APPROVED: Final = "fluxup.dev/approved"
 
 #: Identity (JSON) running after FluxUp's last successful release. Carries what the

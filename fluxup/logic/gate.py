@@ -15,7 +15,9 @@ Decisions, in order:
 3. UPDATE without the stored object → hold (cannot know what runs).
 4. Nothing was ever released (CREATE without ``fluxup.dev/released``, or a stored object
    with neither status nor ``released``) → pass: a first install has no data to protect.
-5. desired == deployed → pass.  6. desired == approved → pass.  7. Otherwise hold.
+5. desired == deployed → pass.  6. desired == approved → pass (``fluxup.dev/approved``
+   binds the identity to the request it was approved for; one naming no request approves
+   nothing, and the operator removes it when the request ends).  7. Otherwise hold.
 
 How a hold is written (:func:`build_mutation`):
 

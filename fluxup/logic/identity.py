@@ -36,12 +36,15 @@ from fluxup.logic.gate_values import (
 )
 
 __all__ = [
+    "Approval",
     "Deployed",
     "Desired",
     "GatedKind",
     "Identity",
     "IdentityError",
+    "approval_of",
     "approved_identity",
+    "build_approval",
     "determine_deployed",
     "determine_desired",
     "held_identity_text",
@@ -51,7 +54,9 @@ __all__ = [
     "is_exact_version",
     "normalize_chart_version",
     "oci_repository_source",
+    "parse_approval",
     "parse_identity",
+    "parse_request_ref",
 ]
 
 _EXACT_SEMVER = re.compile(
@@ -442,9 +447,72 @@ def determine_deployed(
     return Deployed(candidates, sources=tuple(sources))
 
 
+#: The request kinds an approval may name.
+REQUEST_KINDS = ("UpgradeRequest", "RollbackRequest")
+
+
+def parse_request_ref(ref: object) -> tuple[str, str, str] | None:
+    """``("UpgradeRequest", ns, name)`` from ``"UpgradeRequest/<ns>/<name>"``; ``None``
+    when ``ref`` names no FluxUp request."""
+    if not isinstance(ref, str):
+        return None
+    parts = ref.split("/")
+    if len(parts) != 3 or parts[0] not in REQUEST_KINDS or not parts[1] or not parts[2]:
+        return None
+    return parts[0], parts[1], parts[2]
+
+
+@dataclass(frozen=True)
+class Approval:
+    """``fluxup.dev/approved``: the one identity one request (``<Kind>/<ns>/<name>``) may
+    release. Written by the operator after that request's snapshots are ReadyToUse and
+    removed when the request ends; an approval that names no request approves nothing."""
+
+    identity: Identity
+    request: str
+
+    def to_json(self) -> str:
+        doc = {"identity": json.loads(self.identity.to_json()), "request": self.request}
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+def build_approval(identity: Identity | str, request: str) -> str:
+    """The ``fluxup.dev/approved`` text binding ``identity`` (or its JSON) to ``request``."""
+    if isinstance(identity, str):
+        identity = parse_identity(identity)
+    return Approval(identity, request).to_json()
+
+
+def parse_approval(text: str | None) -> Approval | None:
+    """The approval in ``text``; ``None`` when absent or not bound to a request (a bare
+    identity, as written before approvals were bound, approves nothing)."""
+    if not text:
+        return None
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(doc, dict) or set(doc) != {"identity", "request"}:
+        return None
+    if parse_request_ref(doc["request"]) is None or not isinstance(doc["identity"], dict):
+        return None
+    try:
+        identity = parse_identity(json.dumps(doc["identity"]))
+    except IdentityError:
+        return None
+    return Approval(identity, doc["request"])
+
+
+def approval_of(obj: object) -> Approval | None:
+    """The operator's ``fluxup.dev/approved`` on ``obj`` (``None`` if absent or unbound)."""
+    return parse_approval(annotations_of(obj).get(ann.APPROVED))
+
+
 def approved_identity(obj: object) -> Identity | None:
-    """The operator's ``fluxup.dev/approved`` identity on ``obj`` (``None`` if absent/bad)."""
-    return _identity_annotation(obj, ann.APPROVED)
+    """The identity ``fluxup.dev/approved`` on ``obj`` approves (``None`` if absent/bad
+    or not bound to a request)."""
+    approval = approval_of(obj)
+    return approval.identity if approval is not None else None
 
 
 def held_identity_text(obj: object) -> str | None:

@@ -38,6 +38,7 @@ from fluxup.logic.gate_values import (
     parse_value_path,
     scalar_text,
 )
+from fluxup.logic.identity import parse_request_ref
 
 __all__ = [
     "HOLD_MARKER",
@@ -388,7 +389,9 @@ def _approval(notes: Mapping[str, str]) -> tuple[ReleaseIdentity | None, str | N
         identity = _identity_from_doc(doc.get("identity")) if isinstance(doc, Mapping) else None
     except (ValueError, ReleaseRecordError):
         return None, None
-    return identity, request if isinstance(request, str) else None
+    if parse_request_ref(request) is None:
+        return None, None  # an approval names the request it is for, or approves nothing
+    return identity, str(request)
 
 
 def parse_release_gate(app: object) -> ReleaseGate | None:

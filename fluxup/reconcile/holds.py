@@ -23,7 +23,7 @@ from fluxup.logic.hold_requests import (
     build_hold_request,
     determine_hold_handling,
 )
-from fluxup.logic.identity import Identity, parse_identity
+from fluxup.logic.identity import Identity, approved_identity, parse_identity
 from fluxup.reconcile.announce import announce_hold
 from fluxup.reconcile.context import Context
 
@@ -36,13 +36,14 @@ def unapproved_hold(obj: Obj) -> Identity | None:
     """The identity the gate holds on ``obj`` and nobody approved yet, if any."""
     annotations = (obj.get("metadata") or {}).get("annotations") or {}
     text = annotations.get(ann.HELD)
-    if not text or text == annotations.get(ann.APPROVED):
+    if not text:
         return None
     try:
-        return parse_identity(text)
+        held = parse_identity(text)
     except ValueError:
         log.warning("unreadable %s on %s", ann.HELD, (obj.get("metadata") or {}).get("name"))
         return None
+    return None if held == approved_identity(obj) else held
 
 
 async def _find_app(ctx: Context, obj: Obj) -> Obj | None:

@@ -29,7 +29,12 @@ from fluxup.api.meta import ImageTag
 from fluxup.errors import KubeConflict
 from fluxup.logic import discovery
 from fluxup.logic.hold_requests import HoldState
-from fluxup.logic.identity import GatedKind, determine_desired, parse_identity
+from fluxup.logic.identity import (
+    GatedKind,
+    approved_identity,
+    determine_desired,
+    parse_identity,
+)
 from fluxup.logic.managedapp_status import (
     Observation,
     merge_scan_conditions,
@@ -37,6 +42,7 @@ from fluxup.logic.managedapp_status import (
 )
 from fluxup.logic.release_record import parse_release_gate
 from fluxup.reconcile.announce import announce_available
+from fluxup.reconcile.approvals import remove_outlived_approvals
 from fluxup.reconcile.bypass import record_bypass
 from fluxup.reconcile.context import Context
 from fluxup.reconcile.holds import ensure_hold_handled
@@ -173,12 +179,15 @@ def _gating(
         if obj is None:
             continue
         text = _annotations(obj).get(ann.HELD)
-        approved = _annotations(obj).get(ann.APPROVED)
-        if text and text != approved:
-            try:
-                held.append(f"{obj.get('kind')} {parse_identity(text).describe()}")
-            except ValueError:
-                held.append(f"{obj.get('kind')} (unreadable hold)")
+        if not text:
+            continue
+        try:
+            identity = parse_identity(text)
+        except ValueError:
+            held.append(f"{obj.get('kind')} (unreadable hold)")
+            continue
+        if identity != approved_identity(obj):
+            held.append(f"{obj.get('kind')} {identity.describe()}")
     seen.condition(
         HELD,
         bool(held),
@@ -254,6 +263,7 @@ async def reconcile_managedapp(ctx: Context, obj: Obj) -> None:
         )
     else:
         oci = await observe_chart_source(ctx, hr, seen)
+        await remove_outlived_approvals(ctx, obj, (hr, oci))  # never outlive their request
         notes: list[str] = []
         if not app.spec.suspend:
             await _ensure_gate_metadata(ctx, app, hr, oci)

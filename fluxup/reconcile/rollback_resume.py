@@ -21,11 +21,18 @@ from fluxup.api.rollbackrequest import RollbackPhase, SuspendableKind, Suspended
 from fluxup.errors import GitConflictError, GitNotFoundError
 from fluxup.logic import commitmsg
 from fluxup.logic.helm_status import HelmState, determine_helm_progress
-from fluxup.logic.identity import GatedKind, determine_desired, parse_identity
+from fluxup.logic.identity import (
+    GatedKind,
+    approval_of,
+    build_approval,
+    determine_desired,
+    parse_identity,
+)
 from fluxup.logic.identity import Identity as GateIdentity
 from fluxup.logic.rollback_machine import ORDER
 from fluxup.logic.rollback_plan import build_rollback_approval
 from fluxup.logic.targets import to_gate
+from fluxup.reconcile.approvals import end_approvals
 from fluxup.reconcile.health import determine_unhealthy, workload_resource
 from fluxup.reconcile.release_gate import approve_release, end_release_approval
 from fluxup.reconcile.rollback_pass import RollbackPass
@@ -121,8 +128,8 @@ async def _resume_flux_object(rp: RollbackPass, state: SuspendedState, approve: 
     """Give ``state``'s object back its suspend state (approving ``approve`` with it)."""
     res = flux_resource(state.kind)
     if approve is not None and not state.was_suspended:
-        await flux.approve_and_release(rp.ctx.kube, res, state.namespace, state.name, approve,
-                                       rp.name)
+        await flux.approve_and_release(rp.ctx.kube, res, state.namespace, state.name,
+                                       build_approval(approve, rp.request_ref), rp.name)
     patch: Obj = {"metadata": {"annotations": {SUSPENDED_BY: None}}}
     if not state.was_suspended:
         patch["spec"] = {"suspend": False}
@@ -155,7 +162,7 @@ async def resume(rp: RollbackPass) -> Outcome:
         elif part.satisfies(desired):
             arrived[state.kind] = desired.to_json()
         else:
-            approval = build_rollback_approval(desired, part).to_json()
+            approval = build_approval(build_rollback_approval(desired, part), rp.request_ref)
             if _notes(obj).get(ann.APPROVED) != approval:
                 await kube.merge_patch(flux_resource(state.kind), state.namespace, state.name, {
                     "metadata": {"annotations": {ann.APPROVED: approval,
@@ -271,9 +278,16 @@ async def finish(rp: RollbackPass) -> None:
         part = hr_part(rp.target(), rp.via_chart_ref)
         await flux.mark_released(kube, R.HELMRELEASE, hr_ns, hr_name,
                                  (released if part.satisfies(released) else part).to_json())
+    await end_approvals(rp.ctx, rp.request_ref, [hr, *await _gated_objects(rp)])
     await end_release_approval(rp.ctx, rp.namespace, rp.need_app().metadata.name,
                                rp.request_ref, True)
     await _free_lock(rp)
+
+
+async def _gated_objects(rp: RollbackPass) -> list[Obj | None]:
+    """The OCIRepository the rollback suspended and approved, as it is now."""
+    return [await rp.ctx.kube.find(flux_resource(s.kind), s.namespace, s.name)
+            for s in rp.status.suspended_states if s.kind is SuspendableKind.OCI_REPOSITORY]
 
 
 def _data_touched(rp: RollbackPass) -> bool:
@@ -304,7 +318,8 @@ async def undo(rp: RollbackPass, failed_in: RollbackPhase, deleted: bool) -> str
                 continue
             notes = _notes(obj)
             patch: Obj = {"metadata": {"annotations": {SUSPENDED_BY: None}}}
-            if notes.get(ann.UPGRADE_REQUEST) == rp.name and ann.APPROVED in notes:
+            approval = approval_of(obj)
+            if approval is not None and approval.request == rp.request_ref:
                 patch["metadata"]["annotations"][ann.APPROVED] = None
             if SUSPENDED_BY in notes and not state.was_suspended:
                 patch["spec"] = {"suspend": False}
@@ -315,6 +330,9 @@ async def undo(rp: RollbackPass, failed_in: RollbackPhase, deleted: bool) -> str
             "; the app stays stopped and Flux suspended so nothing runs on half-restored "
             "data: fix the cause and create a new RollbackRequest"
         )
+    hr_ns, hr_name = rp.hr_ref
+    await end_approvals(rp.ctx, rp.request_ref,
+                        [await kube.find(R.HELMRELEASE, hr_ns, hr_name), *await _gated_objects(rp)])
     await end_release_approval(rp.ctx, rp.namespace, rp.app.metadata.name, rp.request_ref,
                                False)
     await _free_lock(rp)

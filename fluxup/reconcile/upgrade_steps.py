@@ -29,10 +29,11 @@ from fluxup.api.upgraderequest import (
 from fluxup.errors import FluxUpError, InvalidObjectError, KubeConflict
 from fluxup.logic import commitmsg, snapshots
 from fluxup.logic.helm_status import HelmState, determine_helm_progress
-from fluxup.logic.identity import GatedKind, determine_desired, parse_identity
+from fluxup.logic.identity import GatedKind, approved_identity, build_approval, determine_desired
 from fluxup.logic.identity import Identity as GateIdentity
 from fluxup.logic.rollback_plan import build_previous_identity_annotation
 from fluxup.logic.targets import to_gate
+from fluxup.reconcile.approvals import end_approvals
 from fluxup.reconcile.context import Context
 from fluxup.reconcile.health import determine_unhealthy
 from fluxup.reconcile.release_gate import (
@@ -214,11 +215,8 @@ def _arrived(obj: Obj | None, part: GateIdentity) -> bool:
     held = held_identity(obj)
     if held is not None and part.satisfies(held):
         return True
-    approved = annotation(obj, ann.APPROVED)
-    try:
-        return approved is not None and part.satisfies(parse_identity(approved))
-    except ValueError:
-        return False
+    approved = approved_identity(obj)
+    return approved is not None and part.satisfies(approved)
 
 
 # --- Quiescing ----------------------------------------------------------------------
@@ -353,15 +351,16 @@ async def _approve(p: Pass, res: Resource, obj: Obj, part: GateIdentity) -> None
     held = held_identity(obj)
     suspended = bool((obj.get("spec") or {}).get("suspend"))
     if held is not None and part.satisfies(held):
-        identity_json = annotation(obj, ann.HELD) or held.to_json()
+        identity = held
     elif not suspended:
         return  # nothing held, nothing to release
     else:
-        identity_json = part.to_json()
-    if annotation(obj, ann.APPROVED) == identity_json and not suspended:
+        identity = part
+    approval = build_approval(identity, _request_ref(p))
+    if annotation(obj, ann.APPROVED) == approval and not suspended:
         return
     await flux.approve_and_release(
-        p.ctx.kube, res, meta["namespace"], meta["name"], identity_json, p.ur.metadata.name or ""
+        p.ctx.kube, res, meta["namespace"], meta["name"], approval, p.ur.metadata.name or ""
     )
 
 
@@ -416,6 +415,7 @@ async def finish(p: Pass, succeeded: bool) -> None:
             )
     if not succeeded:
         await _restore_replicas(p)
+    await end_approvals(p.ctx, _request_ref(p), [await helm_release(p), await oci_repository(p)])
     await end_release_approval(
         p.ctx, p.namespace, p.app.metadata.name or "", _request_ref(p),
         succeeded and not p.ur.spec.dry_run,
@@ -509,6 +509,7 @@ async def undo(ctx: Context, ur: UpgradeRequest) -> None:
         UpgradePhase.HEALTH_CHECKING,
     ):
         await _restore_replicas(p)
+    await end_approvals(ctx, _request_ref(p), [await helm_release(p), await oci_repository(p)])
     await end_release_approval(ctx, p.namespace, app.metadata.name or "", _request_ref(p), False)
     # recorded as failed, so the hold of its target is not silently re-run (holds.py)
     await _free_lock(p, False if ur.status.target_identity is not None else None)

@@ -23,6 +23,7 @@ import yaml
 
 from certs.files import ensure_cert_files
 from fluxup.api import annotations as ann
+from fluxup.logic.identity import build_approval
 from fluxup.sandbox.controlplane import Sandbox
 from fluxup.sandbox.processes import free_port
 from webhook.local import LocalWebhook, build_local_configurations
@@ -224,8 +225,9 @@ def test_approval_by_operator_releases_and_later_applies_pass(gate: Gate, ns: st
     assert forged.returncode != 0
     assert "only FluxUp" in forged.stderr
 
-    # the operator approves exactly the held identity (chart source included)
-    sb.kubectl("annotate", HR, "my-app", "-n", ns, AS_OPERATOR, f"{ann.APPROVED}={held}")
+    # the operator approves exactly the held identity (chart source included) for one request
+    approval = build_approval(held, f"UpgradeRequest/{ns}/my-app-12-5-0")
+    sb.kubectl("annotate", HR, "my-app", "-n", ns, AS_OPERATOR, f"{ann.APPROVED}={approval}")
     approved = get(sb, HR, ns)
     assert ann.HELD not in notes(approved)
     sb.kubectl("patch", HR, "my-app", "-n", ns, AS_OPERATOR, "--type=merge",

@@ -195,7 +195,10 @@ def test_oci_chart_ref_upgrade_holds_the_source(stack: Stack, fleet: Fleet) -> N
     request = _wait_request(stack, app, "Succeeded")
     assert request["spec"]["targetVersion"] == "1.1.0"
     oci = _get(stack.sandbox, "ocirepository", app.namespace, app.name)
-    assert json.loads(oci["metadata"]["annotations"]["fluxup.dev/approved"]) == {"chart": "1.1.0"}
+    # the operator released the held source for this request; its approval ended with it
+    assert oci["metadata"]["annotations"]["fluxup.dev/upgrade-request"] == \
+        request["metadata"]["name"]
+    assert "fluxup.dev/approved" not in oci["metadata"]["annotations"]
     hr = _get(stack.sandbox, "helmrelease", app.namespace, app.name)
     assert hr["status"]["history"][0]["chartVersion"].split("+")[0] == "1.1.0"
     assert all(s["readyToUse"] for s in request["status"]["snapshots"])
@@ -261,7 +264,7 @@ def _assert_never_released(stack: Stack, app: DemoApp, version: str = "1.1.0") -
     assert hr["status"]["history"][0]["chartVersion"] == "1.0.0"
     assert all(h["chartVersion"] != version for h in hr["status"]["history"])
     approved = hr["metadata"].get("annotations", {}).get("fluxup.dev/approved", "{}")
-    assert json.loads(approved).get("chart") != version
+    assert json.loads(approved).get("identity", {}).get("chart") != version
 
 
 def test_snapshot_error_fails_and_never_releases(stack: Stack, fleet: Fleet) -> None:

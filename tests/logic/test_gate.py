@@ -18,7 +18,7 @@ import pytest
 from fluxup.api import annotations as ann
 from fluxup.logic.gate import Outcome, Reason, build_mutation, evaluate, format_rfc3339
 from fluxup.logic.gate_validation import validate_fluxup_object, validate_gated_object
-from fluxup.logic.identity import GatedKind, Identity
+from fluxup.logic.identity import GatedKind, Identity, build_approval
 
 HR = GatedKind.HELM_RELEASE
 OCI = GatedKind.OCI_REPOSITORY
@@ -48,6 +48,14 @@ def ident(chart: str | None = None, *, source: str | None = HR_SOURCE,
 
 def oident(chart: str) -> str:
     return ident(chart, source=OCI_SOURCE)
+
+
+REQUEST = "UpgradeRequest/apps/my-app-12-5-0"
+
+
+def approval(identity: str, request: str = REQUEST) -> str:
+    """``fluxup.dev/approved`` as the operator writes it: the identity bound to a request."""
+    return build_approval(identity, request)
 
 
 def hr(
@@ -114,6 +122,8 @@ def oci(
 def _protected_value(name: str, version: str) -> str:
     if name == ann.IMAGE_PATHS:
         return json.dumps([f"image{version.replace('.', '')}.tag"])
+    if name == ann.APPROVED:
+        return approval(ident(version))
     return ident(version)
 
 
@@ -209,16 +219,35 @@ CASES = [
          Reason.NOT_APPROVED, "hold", suspended=True, held=ident("12.4.0")),
     # Rule 4: approved by the operator.
     Case("approved-by-operator-passes", hr("12.5.0", suspend=True,
-         notes={**HELD_1250, ann.APPROVED: ident("12.5.0")}),
+         notes={**HELD_1250, ann.APPROVED: approval(ident("12.5.0"))}),
          hr("12.5.0", suspend=True, history=DEPLOYED, notes=HELD_1250), Outcome.ALLOW,
          Reason.APPROVED, "allow", user=OPERATOR, suspended=True, held=None),
     Case("approved-then-unsuspend-by-anyone", hr("12.5.0", suspend=False,
-         notes={ann.APPROVED: ident("12.5.0")}),
-         hr("12.5.0", suspend=True, history=DEPLOYED, notes={ann.APPROVED: ident("12.5.0")}),
+         notes={ann.APPROVED: approval(ident("12.5.0"))}),
+         hr("12.5.0", suspend=True, history=DEPLOYED,
+            notes={ann.APPROVED: approval(ident("12.5.0"))}),
          Outcome.ALLOW, Reason.APPROVED, "allow", suspended=False),
-    Case("approved-other-version-holds", hr("12.6.0", notes={ann.APPROVED: ident("12.5.0")}),
-         hr("12.5.0", history=DEPLOYED, notes={ann.APPROVED: ident("12.5.0")}), Outcome.HOLD,
-         Reason.NOT_APPROVED, "hold", suspended=True, held=ident("12.6.0")),
+    Case("approved-other-version-holds",
+         hr("12.6.0", notes={ann.APPROVED: approval(ident("12.5.0"))}),
+         hr("12.5.0", history=DEPLOYED, notes={ann.APPROVED: approval(ident("12.5.0"))}),
+         Outcome.HOLD, Reason.NOT_APPROVED, "hold", suspended=True, held=ident("12.6.0")),
+    # An approval is bound to one request: without one it approves nothing.
+    Case("approved-bare-identity-holds", hr("12.5.0", notes={ann.APPROVED: ident("12.5.0")}),
+         hr("12.4.0", history=DEPLOYED, notes={ann.APPROVED: ident("12.5.0")}), Outcome.HOLD,
+         Reason.NOT_APPROVED, "hold", suspended=True, held=ident("12.5.0")),
+    *[
+        Case(f"approved-for-{bad or 'empty'}-request-holds",
+             hr("12.5.0", notes={ann.APPROVED: json.dumps(
+                 {"identity": json.loads(ident("12.5.0")), "request": bad})}),
+             hr("12.4.0", history=DEPLOYED), Outcome.HOLD, Reason.NOT_APPROVED, "hold",
+             suspended=True, held=ident("12.5.0"), user=OPERATOR)
+        for bad in ("", "apps/u1", "Pod/apps/u1", "UpgradeRequest/apps/", "UpgradeRequest//u")
+    ],
+    Case("approved-rollback-request-passes",
+         hr("12.4.0", notes={ann.APPROVED: approval(ident("12.4.0"),
+                                                    "RollbackRequest/apps/rb")}),
+         hr("12.5.0", suspend=True, history="12.5.0", notes=HELD_1250), Outcome.ALLOW,
+         Reason.APPROVED, "allow", user=OPERATOR, held=None),
     Case("approved-malformed-holds", hr("12.5.0", notes={ann.APPROVED: "yes"}),
          hr("12.4.0", history=DEPLOYED, notes={ann.APPROVED: "yes"}), Outcome.HOLD,
          Reason.NOT_APPROVED, "hold", suspended=True),
@@ -265,10 +294,12 @@ CASES = [
     Case("image-paths-change-by-user-denied", hr("12.4.0", paths=[]), hr(
          "12.4.0", history=DEPLOYED, paths=["image.tag"]), Outcome.ALLOW, Reason.UNCHANGED,
          "allow", allowed=False, deny_reason="OperatorOnlyAnnotation", user="alice"),
-    Case("approved-set-by-operator-allowed", hr("12.4.0", notes={ann.APPROVED: ident("1")}),
+    Case("approved-set-by-operator-allowed",
+         hr("12.4.0", notes={ann.APPROVED: approval(ident("1"))}),
          hr("12.4.0", history=DEPLOYED), Outcome.ALLOW, Reason.UNCHANGED, "allow",
          user=OPERATOR),
-    Case("create-with-approved-by-user-denied", hr("12.5.0", notes={ann.APPROVED: ident("1")}),
+    Case("create-with-approved-by-user-denied",
+         hr("12.5.0", notes={ann.APPROVED: approval(ident("1"))}),
          None, Outcome.ALLOW, Reason.FIRST_INSTALL, "allow", operation="CREATE",
          allowed=False, deny_reason="OperatorOnlyAnnotation", user="alice"),
     Case("label-removed-by-user-denied", hr("12.4.0", managed=False),
@@ -343,7 +374,8 @@ CASES = [
     Case("oci-semver-passes", oci({"semver": ">=1.0.0"}),
          oci({"tag": "1.0.0"}, revision="1.0.0@sha256:aa"), Outcome.ALLOW,
          Reason.UNCHANGED, "allow", kind=OCI),
-    Case("oci-approved-passes", oci({"tag": "1.1.0"}, notes={ann.APPROVED: oident("1.1.0")}),
+    Case("oci-approved-passes",
+         oci({"tag": "1.1.0"}, notes={ann.APPROVED: approval(oident("1.1.0"))}),
          oci({"tag": "1.0.0"}, revision="1.0.0@sha256:aa"), Outcome.ALLOW, Reason.APPROVED,
          "allow", kind=OCI, user=OPERATOR),
     Case("oci-manual-unsuspend-denied",

@@ -4,13 +4,15 @@ hold), audits bypasses, and tells the user when a hold's request has ended."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from fluxup.adapters.kube import R
 from fluxup.api import annotations as ann
 from fluxup.errors import KubeError
 from fluxup.logic.hold_requests import build_hold_request_name
-from fluxup.logic.identity import Identity
+from fluxup.logic.identity import Identity, build_approval
 from fluxup.reconcile.bypass import BYPASS_RECORDED
 from fluxup.reconcile.holds import ensure_request_for_hold
 from fluxup.reconcile.managedapp import reconcile_managedapp
@@ -91,13 +93,62 @@ async def test_a_hold_whose_request_failed_is_not_rerun(world: World) -> None:
     assert held_condition(world)["message"] == "holding HelmRelease 1.1.0"
 
 
+def approve(world: World, request: str) -> None:
+    """What the request ``request`` writes once its snapshots are ready."""
+    hr = world.get(R.HELMRELEASE, APP)
+    notes = hr["metadata"]["annotations"]
+    notes[ann.APPROVED] = build_approval(notes[ann.HELD], f"UpgradeRequest/{NS}/{request}")
+    world.kube.put(R.HELMRELEASE, hr)
+
+
 async def test_an_approved_hold_needs_no_request(world: World) -> None:
     world.gate_holds("1.1.0")
-    hr = world.get(R.HELMRELEASE, APP)
-    hr["metadata"]["annotations"][ann.APPROVED] = hr["metadata"]["annotations"][ann.HELD]
-    world.kube.put(R.HELMRELEASE, hr)
+    world.request("releasing", targetVersion="1.1.0")
+    approve(world, "releasing")
     await reconcile(world)
-    assert requests(world) == []
+    assert requests(world) == ["releasing"]
+    assert ann.APPROVED in world.get(R.HELMRELEASE, APP)["metadata"]["annotations"]
+
+
+@pytest.mark.parametrize("end", ["Succeeded", "Failed", "deleting", "gone", "unbound"])
+async def test_an_approval_never_outlives_its_request(world: World, end: str) -> None:
+    """Whatever way the request ended (or if the approval names none), the timer removes
+    the approval, and what it covered is held again: a new request (new snapshots), or —
+    for a request that failed — the one action of trying again (see the tests above)."""
+    world.gate_holds("1.1.0")
+    ur = world.request("ended", targetVersion="1.1.0")
+    approve(world, "ended")
+    if end in ("Succeeded", "Failed"):
+        ur["status"] = {"phase": end}
+        world.kube.put(R.UPGRADEREQUEST, ur)
+    elif end == "deleting":
+        ur["metadata"]["finalizers"] = ["fluxup.dev/upgrade"]
+        world.kube.put(R.UPGRADEREQUEST, ur)
+        await world.kube.delete(R.UPGRADEREQUEST, NS, "ended")
+    elif end == "gone":
+        await world.kube.delete(R.UPGRADEREQUEST, NS, "ended")
+    else:
+        hr = world.get(R.HELMRELEASE, APP)
+        notes = hr["metadata"]["annotations"]
+        notes[ann.APPROVED] = notes[ann.HELD]  # a bare identity, as written before binding
+        world.kube.put(R.HELMRELEASE, hr)
+    await reconcile(world)
+    assert ann.APPROVED not in world.get(R.HELMRELEASE, APP)["metadata"]["annotations"]
+    await reconcile(world)
+    assert held_condition(world)["status"] == "True"  # held again, not approved
+    if end == "gone":
+        assert HOLD_NAME in requests(world)  # a new request (new snapshots) handles it
+
+
+async def test_line_two_approval_never_outlives_its_request(world: World) -> None:
+    await reconcile(world)  # records the release gate
+    app = world.get(R.MANAGEDAPP, APP)
+    app["metadata"]["annotations"][ann.RELEASE_APPROVED] = json.dumps(
+        {"identity": {"chart": "web", "version": "1.1.0", "images": {}},
+         "request": f"UpgradeRequest/{NS}/gone"})
+    world.kube.put(R.MANAGEDAPP, app)
+    await reconcile(world)
+    assert ann.RELEASE_APPROVED not in world.get(R.MANAGEDAPP, APP)["metadata"]["annotations"]
 
 
 async def test_a_bypass_is_audited_once_by_the_timer(world: World) -> None:

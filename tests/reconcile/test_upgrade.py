@@ -14,6 +14,7 @@ from fluxup.adapters.kube import R
 from fluxup.api import annotations as ann
 from fluxup.api.managedapp import GitSource
 from fluxup.errors import KubeError
+from fluxup.logic.identity import approval_of, parse_identity
 from fluxup.reconcile.upgrade import FINALIZER, reconcile_upgrade
 from tests.adapters.test_git_cli import Remote, init_bare
 from tests.reconcile.world import APP, NS, World, chart_repo
@@ -71,11 +72,18 @@ async def test_a_git_hold_is_snapshotted_released_and_checked(world: World) -> N
     assert await run(world, "hold") == ["Upgrading"]
     hr = world.get(R.HELMRELEASE, APP)
     assert hr["spec"]["suspend"] is False
-    assert hr["metadata"]["annotations"][ann.APPROVED] == hr["metadata"]["annotations"][ann.HELD]
+    approval = approval_of(hr)
+    assert approval is not None
+    assert approval.identity == parse_identity(hr["metadata"]["annotations"][ann.HELD])
+    assert approval.request == f"UpgradeRequest/{NS}/hold"  # bound to this request
     assert await run(world, "hold") == ["Upgrading"]  # helm-controller has not acted yet
 
     world.helm_releases("1.1.0")
     assert await run(world, "hold", 2) == ["HealthChecking", "Succeeded"]
+    # the approval ends with its request; what runs is recorded as released instead
+    notes = world.get(R.HELMRELEASE, APP)["metadata"]["annotations"]
+    assert ann.APPROVED not in notes
+    assert parse_identity(notes[ann.RELEASED]).chart == "1.1.0"
     ur = world.get(R.UPGRADEREQUEST, "hold")
     assert FINALIZER not in (ur["metadata"].get("finalizers") or [])
     ready = next(c for c in ur["status"]["conditions"] if c["type"] == "Ready")
@@ -173,6 +181,23 @@ async def test_helm_controller_retries_within_its_remediation_before_failing(
     assert await run(world, "flaky") == ["Failed"]
     assert world.get(R.UPGRADEREQUEST, "flaky")["status"]["message"].startswith(
         "helm-controller: UpgradeFailed")
+    # a failed upgrade's approval is gone: 1.1.0 needs new snapshots to pass again
+    assert ann.APPROVED not in world.get(R.HELMRELEASE, APP)["metadata"]["annotations"]
+
+
+async def test_deleting_a_request_after_its_approval_removes_the_approval(
+    world: World,
+) -> None:
+    world.gate_holds("1.1.0")
+    world.request("late", targetVersion="1.1.0", origin="git")
+    await run(world, "late", 4)
+    world.snapshots_ready()
+    assert await run(world, "late", 2) == ["Releasing", "Upgrading"]
+    assert approval_of(world.get(R.HELMRELEASE, APP)) is not None
+    await world.kube.delete(R.UPGRADEREQUEST, NS, "late")
+    await reconcile_upgrade(world.ctx, world.get(R.UPGRADEREQUEST, "late"))
+    assert world.kube.peek(R.UPGRADEREQUEST, NS, "late") is None
+    assert ann.APPROVED not in world.get(R.HELMRELEASE, APP)["metadata"]["annotations"]
 
 
 async def test_a_transient_api_error_waits_and_resumes(world: World) -> None:
