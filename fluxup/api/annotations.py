@@ -12,6 +12,7 @@ from typing import Final
 __all__ = [
     "APPROVED",
     "BYPASS",
+    "BYPASSED",
     "HELD",
     "HELD_SINCE",
     "IMAGE_PATHS",
@@ -60,6 +61,13 @@ HELD_SINCE: Final = "fluxup.dev/held-since"
 #: Audited emergency override: ``fluxup.dev/bypass: "<reason>"`` lets a person
 #: un-suspend a held object. The operator records it as an Event and a notification.
 BYPASS: Final = "fluxup.dev/bypass"
+
+#: JSON ``{"identity": …, "used": bool}``: the one identity a ``fluxup.dev/bypass``
+#: covers. Written by the mutating webhook when the bypass first appears (the identity
+#: the object asks for then; ``used``: the gate would have held it) and carried over on
+#: every later write, so a bypass left on an object never opens the gate for a later
+#: version. The operator removes the bypass (and this) once the identity runs.
+BYPASSED: Final = "fluxup.dev/bypassed"
 
 #: Name of the UpgradeRequest handling the current hold (informational; the operator
 #: writes it so the gate's messages can name it without an API call).

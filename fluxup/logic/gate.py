@@ -28,7 +28,9 @@ How a hold is written (:func:`build_mutation`):
   deliberate un-suspend: the gate does not re-suspend it, and the validating webhook
   denies it (unless ``fluxup.dev/bypass`` is set or the operator asks). An *absent*
   ``suspend`` (what Flux's apply or ``flux resume`` leaves) is re-added.
-* With ``fluxup.dev/bypass: "<reason>"`` on the object the gate does not hold; it warns.
+* With ``fluxup.dev/bypass: "<reason>"`` on the object the gate does not hold the one
+  identity the bypass covers (``fluxup.dev/bypassed``, bound when the bypass appeared;
+  :mod:`fluxup.logic.bypass`); it warns. Any other identity is held as usual.
 * When the decision is pass, stale ``held``/``held-since`` annotations are removed; the
   gate never un-suspends anything itself (the operator does, with its own field manager).
 """
@@ -43,6 +45,8 @@ from typing import Literal
 
 from fluxup.api import annotations as ann
 from fluxup.api.admission import PatchOperation
+from fluxup.logic.bypass import bypass_reason, determine_binding, parse_binding
+from fluxup.logic.bypass import covers as binding_covers
 from fluxup.logic.gate_values import annotations_of, get, get_mapping, get_str, labels_of
 from fluxup.logic.identity import (
     Deployed,
@@ -61,8 +65,10 @@ __all__ = [
     "Reason",
     "app_name",
     "build_mutation",
+    "bypass_applies",
     "describe_object",
     "evaluate",
+    "expected_binding",
     "format_rfc3339",
     "is_deliberate_unsuspend",
     "suspend_value",
@@ -228,6 +234,44 @@ def _range_warnings(kind: GatedKind, incoming: object, decision: GateDecision) -
     return (f"FluxUp cannot gate {app_name(incoming)} per version: {why}",)
 
 
+def expected_binding(
+    decision: GateDecision, incoming: Mapping[str, object], stored: Mapping[str, object] | None
+) -> str | None:
+    """The ``fluxup.dev/bypassed`` binding ``incoming`` must carry (see
+    :mod:`fluxup.logic.bypass`)."""
+    return determine_binding(incoming, stored, decision.desired.identity, decision.holds)
+
+
+def bypass_applies(
+    decision: GateDecision, incoming: Mapping[str, object], stored: Mapping[str, object] | None
+) -> bool:
+    """A held identity is let through by the bypass on the object: only the one identity
+    the bypass was bound to when it appeared."""
+    if not decision.holds or bypass_reason(incoming) is None:
+        return False
+    return binding_covers(expected_binding(decision, incoming, stored), decision.desired.identity)
+
+
+def _binding_patch(incoming: Mapping[str, object], binding: str | None) -> list[PatchOperation]:
+    if binding is None:
+        return _remove_annotations(incoming, (ann.BYPASSED,))
+    return _set_annotations(incoming, {ann.BYPASSED: binding})
+
+
+def _stale_bypass_warning(
+    incoming: Mapping[str, object], binding: str | None, decision: GateDecision
+) -> tuple[str, ...]:
+    if bypass_reason(incoming) is None:
+        return ()
+    bound = parse_binding(binding)
+    what = bound.identity.describe() if bound is not None else "<nothing>"
+    return (
+        f"FluxUp's bypass on {app_name(incoming)} covers only {what}, not "
+        f"{decision.desired.identity.describe()}; to release this version without "
+        f"snapshots too, remove the annotation {ann.BYPASS} and set it again",
+    )
+
+
 def build_mutation(
     kind: GatedKind,
     decision: GateDecision,
@@ -237,21 +281,25 @@ def build_mutation(
 ) -> Mutation:
     """The JSON Patch and warnings that enforce ``decision`` on ``incoming``."""
     warnings = _range_warnings(kind, incoming, decision)
+    binding = expected_binding(decision, incoming, stored)
+    bound = _binding_patch(incoming, binding)
     if not decision.holds:
         removals = _remove_annotations(incoming, (ann.HELD, ann.HELD_SINCE))
-        return Mutation(tuple(removals), warnings, "allow")
-    bypass = annotations_of(incoming).get(ann.BYPASS)
-    if bypass is not None:
+        return Mutation(tuple(removals + bound), warnings, "allow")
+    bypass = bypass_reason(incoming)
+    if bypass is not None and bypass_applies(decision, incoming, stored):
         note = (
             f"FluxUp gate bypassed for {app_name(incoming)} "
             f"{decision.desired.identity.describe()}: {bypass.strip() or '<no reason given>'}"
         )
-        return Mutation((), (*warnings, note), "bypass")
+        removals = _remove_annotations(incoming, (ann.HELD, ann.HELD_SINCE))
+        return Mutation(tuple(removals + bound), (*warnings, note), "bypass")
+    warnings = (*warnings, *_stale_bypass_warning(incoming, binding, decision))
     warning = hold_warning(kind, incoming, decision)
     if is_deliberate_unsuspend(incoming, stored):
-        return Mutation((), (*warnings, warning), "unsuspend")
+        return Mutation(tuple(bound), (*warnings, warning), "unsuspend")
     held = decision.desired.identity.to_json()
-    patch: list[PatchOperation] = []
+    patch: list[PatchOperation] = list(bound)
     if suspend_value(incoming) is not True:
         if get_mapping(incoming, "spec") is not None:
             patch.append({"op": "add", "path": "/spec/suspend", "value": True})

@@ -3,10 +3,11 @@
 :func:`validate_gated_object` checks a managed HelmRelease/OCIRepository *after* mutation:
 only the operator's user may add, change or remove ``fluxup.dev/approved``,
 ``fluxup.dev/released`` and ``fluxup.dev/image-paths`` or drop the ``fluxup.dev/managed-app``
-label; an object the rules hold must stay suspended (unless ``fluxup.dev/bypass`` is set)
-and carry the held identity. :func:`validate_fluxup_object` checks what CRD schemas cannot
-express (namespace-relative references, settings). Called by ``webhook/``. Pure; every
-denial message says what happened and how to proceed.
+label; an object the rules hold must stay suspended (unless a ``fluxup.dev/bypass`` covers
+exactly its identity) and carry the held identity, and a bypass must carry the binding the
+mutating webhook wrote (``fluxup.dev/bypassed``). :func:`validate_fluxup_object` checks
+what CRD schemas cannot express (namespace-relative references, settings). Called by
+``webhook/``. Pure; every denial message says what happened and how to proceed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from fluxup.api.constants import MANAGED_APP, ROLLBACK_REQUEST, UPGRADE_REQUEST
 from fluxup.logic.gate import (
     GateDecision,
     app_name,
+    bypass_applies,
     describe_object,
+    expected_binding,
     suspend_value,
 )
 from fluxup.logic.gate_values import (
@@ -114,10 +117,20 @@ def validate_gated_object(
     violation = _operator_only_violation(kind, incoming, stored, username, operator_username)
     if violation is not None:
         return violation
+    binding = expected_binding(decision, incoming, stored)
+    if annotations_of(incoming).get(ann.BYPASSED) != binding:
+        return Verdict(
+            False,
+            "BypassBindingMismatch",
+            f"{describe_object(kind, incoming)}: annotation {ann.BYPASSED} must be "
+            f"{binding!r} (FluxUp's mutating webhook writes it when {ann.BYPASS} is set). Do "
+            "not edit it; if this keeps happening, check that FluxUp's "
+            "MutatingWebhookConfiguration is installed.",
+        )
     if not decision.holds:
         return ALLOWED
-    bypass = annotations_of(incoming).get(ann.BYPASS)
-    if bypass is not None:  # the mutating step already warned; the audit log has the user
+    if bypass_applies(decision, incoming, stored):
+        # the mutating step already warned; the audit log has the user
         return Verdict(True, "Bypassed")
     if suspend_value(incoming) is not True:
         return Verdict(False, "HeldUnsuspend", _unsuspend_message(kind, incoming, decision))

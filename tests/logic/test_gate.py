@@ -16,9 +16,10 @@ import jsonpatch
 import pytest
 
 from fluxup.api import annotations as ann
+from fluxup.logic.bypass import Binding, build_binding, parse_binding
 from fluxup.logic.gate import Outcome, Reason, build_mutation, evaluate, format_rfc3339
 from fluxup.logic.gate_validation import validate_fluxup_object, validate_gated_object
-from fluxup.logic.identity import GatedKind, Identity, build_approval
+from fluxup.logic.identity import GatedKind, Identity, build_approval, parse_identity
 
 HR = GatedKind.HELM_RELEASE
 OCI = GatedKind.OCI_REPOSITORY
@@ -519,3 +520,108 @@ def test_validate_fluxup_object(
     if problem is not None:
         assert problem in verdict.message
         assert verdict.reason == "InvalidReference"
+
+
+# --- a bypass covers the one identity it was bound to ------------------------------------
+
+
+def _admit(incoming: dict[str, Any], stored: dict[str, Any] | None, user: str = FLUX,
+           kind: GatedKind = HR) -> tuple[str, dict[str, Any], Any, tuple[str, ...]]:
+    """Mutate then validate, as the API server does: (action, final object, verdict,
+    warnings)."""
+    op: Literal["CREATE", "UPDATE"] = "UPDATE" if stored is not None else "CREATE"
+    decision = evaluate(kind, incoming, stored, op)
+    mutation = build_mutation(kind, decision, incoming, stored, NOW)
+    final = jsonpatch.apply_patch(copy.deepcopy(incoming), list(mutation.patch))
+    verdict = validate_gated_object(kind, evaluate(kind, final, stored, op), final, stored,
+                                    user, OPERATOR)
+    return mutation.action, final, verdict, mutation.warnings
+
+
+def _binding(final: dict[str, Any]) -> Binding | None:
+    return parse_binding(final["metadata"].get("annotations", {}).get(ann.BYPASSED))
+
+
+HELD_STORED = hr("12.5.0", suspend=True, history=DEPLOYED, notes=HELD_1250)
+
+
+def test_a_new_bypass_is_bound_to_the_identity_it_lets_through() -> None:
+    incoming = hr("12.5.0", suspend=False, notes={**HELD_1250, ann.BYPASS: "INC-1"})
+    action, final, verdict, warnings = _admit(incoming, HELD_STORED, user="alice")
+    assert (action, verdict.allowed, verdict.reason) == ("bypass", True, "Bypassed")
+    assert _binding(final) == Binding(parse_identity(ident("12.5.0")), used=True)
+    assert ann.HELD not in final["metadata"]["annotations"]  # no longer held
+    assert final["spec"]["suspend"] is False
+    assert any("gate bypassed for my-app 12.5.0: INC-1" in w for w in warnings)
+
+
+def test_a_bypass_left_on_the_object_holds_the_next_version() -> None:
+    """The bypass of 12.5.0 stays (by hand or in Git): 12.6.0 is held again, and a
+    manual un-suspend of it is denied."""
+    _, bypassed, _, _ = _admit(
+        hr("12.5.0", suspend=False, notes={**HELD_1250, ann.BYPASS: "INC-1"}), HELD_STORED,
+        user="alice")
+    bypassed["status"] = {"history": [{"chartVersion": DEPLOYED}]}
+    # Flux applies 12.6.0 from Git; its server-side apply drops the binding it never owned
+    flux = hr("12.6.0", notes={ann.BYPASS: "INC-1"})
+    action, held, verdict, warnings = _admit(flux, bypassed)
+    assert (action, verdict.allowed) == ("hold", True)
+    assert held["spec"]["suspend"] is True
+    assert held["metadata"]["annotations"][ann.HELD] == ident("12.6.0")
+    assert _binding(held) == _binding(bypassed)  # carried over, still 12.5.0
+    assert any("covers only 12.5.0, not 12.6.0" in w for w in warnings)
+    held["status"] = {"history": [{"chartVersion": DEPLOYED}]}
+    person = copy.deepcopy(held)
+    person["spec"]["suspend"] = False
+    action, _, verdict, _ = _admit(person, held, user="alice")
+    assert (action, verdict.allowed, verdict.reason) == ("unsuspend", False, "HeldUnsuspend")
+
+
+def test_a_bypass_binding_cannot_be_moved_by_editing_it() -> None:
+    _, bypassed, _, _ = _admit(
+        hr("12.5.0", suspend=False, notes={**HELD_1250, ann.BYPASS: "INC-1"}), HELD_STORED,
+        user="alice")
+    bypassed["status"] = {"history": [{"chartVersion": DEPLOYED}]}
+    forged = hr("12.6.0", suspend=False, notes={
+        ann.BYPASS: "INC-1",
+        ann.BYPASSED: build_binding(parse_identity(ident("12.6.0")), used=True)})
+    action, final, verdict, _ = _admit(forged, bypassed, user="alice")
+    assert action == "hold"
+    assert final["spec"]["suspend"] is True  # the gate suspends it again
+    assert _binding(final) == _binding(bypassed)
+    assert verdict.allowed
+    # without the mutating webhook the forged binding reaches validation: denied
+    decision = evaluate(HR, forged, bypassed, "UPDATE")
+    denied = validate_gated_object(HR, decision, forged, bypassed, "alice", OPERATOR)
+    assert (denied.allowed, denied.reason) == (False, "BypassBindingMismatch")
+
+
+def test_removing_and_setting_a_bypass_again_binds_it_anew() -> None:
+    _, bypassed, _, _ = _admit(
+        hr("12.5.0", suspend=False, notes={**HELD_1250, ann.BYPASS: "INC-1"}), HELD_STORED,
+        user="alice")
+    bypassed["status"] = {"history": [{"chartVersion": "12.5.0"}]}
+    _, cleared, _, _ = _admit(hr("12.5.0", suspend=False), bypassed, user="alice")
+    assert ann.BYPASSED not in cleared["metadata"].get("annotations", {})
+    cleared["status"] = {"history": [{"chartVersion": "12.5.0"}]}
+    _, held, _, _ = _admit(hr("12.6.0"), cleared)
+    assert held["spec"]["suspend"] is True
+    held["status"] = cleared["status"]
+    again = copy.deepcopy(held)
+    again["metadata"]["annotations"][ann.BYPASS] = "INC-2"
+    again["spec"]["suspend"] = False
+    action, final, verdict, _ = _admit(again, held, user="alice")
+    assert (action, verdict.allowed) == ("bypass", True)
+    assert _binding(final) == Binding(parse_identity(ident("12.6.0")), used=True)
+
+
+def test_a_bypass_set_while_nothing_is_held_covers_only_what_runs() -> None:
+    stored = hr("12.4.0", history=DEPLOYED)
+    action, at_rest, _, _ = _admit(hr("12.4.0", notes={ann.BYPASS: "just in case"}), stored,
+                                   user="alice")
+    assert action == "allow"
+    assert _binding(at_rest) == Binding(parse_identity(ident("12.4.0")), used=False)
+    at_rest["status"] = {"history": [{"chartVersion": DEPLOYED}]}
+    action, held, _, _ = _admit(hr("12.5.0", notes={ann.BYPASS: "just in case"}), at_rest)
+    assert action == "hold"
+    assert held["spec"]["suspend"] is True

@@ -11,8 +11,9 @@ import pytest
 from fluxup.adapters.kube import R
 from fluxup.api import annotations as ann
 from fluxup.errors import KubeError
+from fluxup.logic.bypass import build_binding
 from fluxup.logic.hold_requests import build_hold_request_name
-from fluxup.logic.identity import Identity, build_approval
+from fluxup.logic.identity import GatedKind, Identity, build_approval, determine_desired
 from fluxup.reconcile.bypass import BYPASS_RECORDED
 from fluxup.reconcile.holds import ensure_request_for_hold
 from fluxup.reconcile.managedapp import reconcile_managedapp
@@ -161,6 +162,32 @@ async def test_a_bypass_is_audited_once_by_the_timer(world: World) -> None:
     assert "INC-7 restore now" in events(world, "GateBypassed")[0]
     notes = world.get(R.HELMRELEASE, APP)["metadata"]["annotations"]
     assert notes[BYPASS_RECORDED] == "INC-7 restore now"
+
+
+async def test_a_bound_bypass_is_audited_then_ended_once_its_version_runs(
+    world: World,
+) -> None:
+    world.gate_holds("1.1.0")
+    hr = world.get(R.HELMRELEASE, APP)
+    covered = determine_desired(GatedKind.HELM_RELEASE, hr).identity
+    notes = hr["metadata"]["annotations"]
+    del notes[ann.HELD]  # what the webhook does when the bypass lets 1.1.0 through
+    notes[ann.BYPASS] = "INC-9 restore now"
+    notes[ann.BYPASSED] = build_binding(covered, used=True)
+    hr["spec"]["suspend"] = False
+    world.kube.put(R.HELMRELEASE, hr)
+    await reconcile(world)
+    await reconcile(world)
+    assert len(events(world, "GateBypassed")) == 1
+    assert "the bypass covers 1.1.0 only" in events(world, "GateBypassed")[0]
+    assert ann.BYPASS in world.get(R.HELMRELEASE, APP)["metadata"]["annotations"]
+    world.helm_releases("1.1.0")  # helm-controller runs the bypassed version
+    await reconcile(world)  # at rest: recorded as released ...
+    await reconcile(world)  # ... and the bypass has done its job
+    notes = world.get(R.HELMRELEASE, APP)["metadata"]["annotations"]
+    assert {ann.BYPASS, ann.BYPASSED, BYPASS_RECORDED}.isdisjoint(notes)
+    assert len(events(world, "GateBypassEnded")) == 1
+    assert "runs 1.1.0" in events(world, "GateBypassEnded")[0]
 
 
 async def test_status_is_written_once_per_pass_with_discovery(world: World) -> None:

@@ -1,0 +1,141 @@
+"""An emergency bypass covers one identity, is audited, and ends once that identity runs.
+
+``fluxup.dev/bypass: "<reason>"`` lets a person release a held HelmRelease/OCIRepository
+without snapshots (DESIGN.md §2, rule 4). So that a bypass left on an object (or kept in
+Git) never switches the gate off for later versions, it is *bound*: when the annotation
+first appears the mutating webhook records the identity the object asks for in
+``fluxup.dev/bypassed`` (:func:`determine_binding`), carries it over on every later write
+and lets only that identity through; another identity is held again. The operator audits
+the bypass with an Event and a notification and, once the covered identity runs, removes
+the bypass, its binding and its audit mark (:func:`determine_bypass_action`).
+
+Used by :mod:`fluxup.logic.gate` (webhook) and :mod:`fluxup.reconcile.bypass` (operator).
+Pure; never raises on malformed objects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from fluxup.api import annotations as ann
+from fluxup.logic.gate_values import annotations_of
+from fluxup.logic.identity import (
+    GatedKind,
+    Identity,
+    IdentityError,
+    determine_deployed,
+    parse_identity,
+)
+
+__all__ = [
+    "BYPASS_RECORDED",
+    "Binding",
+    "BypassAction",
+    "build_binding",
+    "bypass_reason",
+    "determine_binding",
+    "determine_bypass_action",
+    "parse_binding",
+]
+
+#: Annotation the operator writes once it audited a bypass: the reason it recorded.
+BYPASS_RECORDED = "fluxup.dev/bypass-recorded"
+
+
+@dataclass(frozen=True)
+class Binding:
+    """What a bypass covers: one identity, and whether the gate would have held it when
+    the bypass appeared (``used``; an unused bypass covers only what already ran)."""
+
+    identity: Identity
+    used: bool
+
+
+def build_binding(identity: Identity, used: bool) -> str:
+    """The ``fluxup.dev/bypassed`` text (canonical JSON)."""
+    doc = {"identity": json.loads(identity.to_json()), "used": used}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
+def parse_binding(text: str | None) -> Binding | None:
+    """The binding in ``text``; ``None`` when absent or malformed (covers nothing)."""
+    if not text:
+        return None
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(doc, dict) or set(doc) != {"identity", "used"}:
+        return None
+    if not isinstance(doc["identity"], dict) or not isinstance(doc["used"], bool):
+        return None
+    try:
+        return Binding(parse_identity(json.dumps(doc["identity"])), doc["used"])
+    except IdentityError:
+        return None
+
+
+def bypass_reason(obj: object) -> str | None:
+    """The ``fluxup.dev/bypass`` reason on ``obj`` (``None``: no bypass)."""
+    return annotations_of(obj).get(ann.BYPASS)
+
+
+def determine_binding(
+    incoming: Mapping[str, object],
+    stored: Mapping[str, object] | None,
+    desired: Identity,
+    holds: bool,
+) -> str | None:
+    """The ``fluxup.dev/bypassed`` text ``incoming`` must carry (``None``: none).
+
+    No bypass on ``incoming`` → no binding. A bypass the stored object already had keeps
+    the stored binding (whatever the request sends: Flux's apply may drop it, a person may
+    edit it). Otherwise the bypass is new and covers what ``incoming`` asks for now
+    (``holds``: the gate would hold it, so the bypass is what lets it through).
+    """
+    if bypass_reason(incoming) is None:
+        return None
+    before = annotations_of(stored) if stored is not None else {}
+    kept = before.get(ann.BYPASSED)
+    if ann.BYPASS in before and kept is not None:
+        return kept
+    return build_binding(desired, holds)
+
+
+def covers(binding: str | None, desired: Identity) -> bool:
+    """The binding lets ``desired`` through."""
+    parsed = parse_binding(binding)
+    return parsed is not None and parsed.identity == desired
+
+
+class BypassAction(StrEnum):
+    NONE = "none"
+    #: write a Warning Event and a notification, then mark the reason recorded
+    AUDIT = "audit"
+    #: the covered identity runs: remove the bypass, its binding and its audit mark
+    CLEAR = "clear"
+
+
+def determine_bypass_action(kind: GatedKind, obj: Mapping[str, object]) -> BypassAction:
+    """What the operator does about the bypass on ``obj`` (a stored HelmRelease or
+    OCIRepository). A bypass that let nothing through (unused) covers only what already
+    ran: it is left alone, harmless. An unbound one (written before bindings) is audited."""
+    reason = bypass_reason(obj)
+    if reason is None:
+        return BypassAction.NONE
+    notes = annotations_of(obj)
+    binding = parse_binding(notes.get(ann.BYPASSED))
+    if binding is not None and not binding.used:
+        return BypassAction.NONE
+    if notes.get(BYPASS_RECORDED) != reason:
+        return BypassAction.AUDIT
+    if binding is None:
+        return BypassAction.NONE
+    paths = tuple(path for path, _ in binding.identity.images)
+    deployed = determine_deployed(kind, obj, obj, paths)
+    if not deployed.nothing and deployed.satisfied_by(binding.identity):
+        return BypassAction.CLEAR
+    return BypassAction.NONE
