@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from fluxup.api import annotations as ann
+from fluxup.logic.identity import build_approval
 from tests.webhook.conftest import NOW, OPERATOR, review_body, settings
 from webhook.app import METRICS, READY, create_app
 
@@ -20,6 +21,8 @@ Client = TestClient[Any, Any]
 
 #: What the gate writes for the fixture release at 12.5.0 (chart source included).
 HELD_1250 = '{"chart":"12.5.0","source":"chart:app@/apps/"}'
+#: The operator's approval of it, bound to the request it was given for.
+APPROVED_1250 = build_approval(HELD_1250, "UpgradeRequest/apps/my-app-12-5-0")
 
 
 def helm_release(version: str, *, history: str | None = None, **spec: Any) -> dict[str, Any]:
@@ -122,7 +125,7 @@ async def test_unchanged_and_approved_pass_without_patch(client: Client) -> None
     assert "patch" not in response
     assert "warnings" not in response
     approved = helm_release("12.5.0")
-    approved["metadata"]["annotations"] = {ann.APPROVED: HELD_1250}
+    approved["metadata"]["annotations"] = {ann.APPROVED: APPROVED_1250}
     response = await post(client, "/mutate", review_body("HelmRelease", approved, old,
                                                          user=OPERATOR))
     assert "patch" not in response
@@ -131,7 +134,7 @@ async def test_unchanged_and_approved_pass_without_patch(client: Client) -> None
 async def test_operator_only_annotation_denied_for_others(client: Client) -> None:
     old = helm_release("12.4.0", history="12.4.0")
     new = helm_release("12.4.0")
-    new["metadata"]["annotations"] = {ann.APPROVED: HELD_1250}
+    new["metadata"]["annotations"] = {ann.APPROVED: APPROVED_1250}
     denied = await post(client, "/validate", review_body("HelmRelease", new, old, user="bob"))
     assert denied["allowed"] is False
     assert "only FluxUp" in denied["status"]["message"]
