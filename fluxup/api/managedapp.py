@@ -14,6 +14,7 @@ Defaults here equal the CRD's. Pure data; no I/O.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar, Final
@@ -30,6 +31,7 @@ from fluxup.api.meta import (
     WorkloadReference,
 )
 from fluxup.api.upgraderequest import UpgradePhase
+from fluxup.errors import InvalidObjectError
 
 __all__ = [
     "ActiveRequest",
@@ -46,6 +48,7 @@ __all__ = [
     "HelmReleaseInfo",
     "ImagePolicy",
     "LastUpgrade",
+    "MaintenanceWindow",
     "ManagedApp",
     "ManagedAppSpec",
     "ManagedAppStatus",
@@ -59,6 +62,7 @@ __all__ = [
     "UpdateType",
     "VersionPolicy",
     "VolumeSnapshots",
+    "Weekday",
 ]
 
 
@@ -155,12 +159,53 @@ class ImagePolicy:
     constraint: str | None = None
 
 
+class Weekday(enum.StrEnum):
+    """A day of a maintenance window (Monday first, as ``datetime.weekday()``)."""
+
+    MON = "Mon"
+    TUE = "Tue"
+    WED = "Wed"
+    THU = "Thu"
+    FRI = "Fri"
+    SAT = "Sat"
+    SUN = "Sun"
+
+
+_TIME_OF_DAY: Final = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+@dataclass(frozen=True)
+class MaintenanceWindow:
+    """When ``autoUpdate`` may start an upgrade: from ``start`` to ``end`` (``HH:MM``,
+    wall-clock time in the IANA ``time_zone``) on ``days`` (every day when empty). An
+    ``end`` before the ``start`` crosses midnight; the window belongs to the day it starts
+    on. :mod:`fluxup.logic.maintenance_window` decides whether it is open."""
+
+    start: str
+    end: str
+    days: tuple[Weekday, ...] = ()
+    time_zone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            if not _TIME_OF_DAY.match(value):
+                raise InvalidObjectError(name, f"{value!r} is not a time of day; write HH:MM "
+                                         "(00:00 to 23:59)")
+        if self.start == self.end:
+            raise InvalidObjectError("end", "equals start: the window would be empty")
+        if len(set(self.days)) != len(self.days):
+            raise InvalidObjectError("days", "lists a day twice")
+
+
 @dataclass(frozen=True)
 class VersionPolicy:
-    """Version policy for the chart and for the images at value paths."""
+    """Version policy for the chart and for the images at value paths, and when
+    automatic upgrades may start (``maintenance_window``; any time when unset)."""
 
     chart: ChartPolicy = field(default_factory=ChartPolicy)
     images: tuple[ImagePolicy, ...] = ()
+    maintenance_window: MaintenanceWindow | None = None
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ went, :func:`decide_updates` returns the new ``status.availableUpdates`` (every 
 allowed or not), ``status.availableUpdate`` (per chart and image slot the highest
 candidate the ``constraint`` allows), the ``UpdatesChecked``/``UpdateAvailable``
 conditions, and the target an automatic upgrade may start (the highest allowed candidate
-whose update type is within ``autoUpdate``).
+whose update type is within ``autoUpdate``; :func:`determine_auto_target` derives the same
+target from the status later, for upgrades the maintenance window held back).
 
 Safety rules: a failed or aborted scan, a report that does not cover the app's file, and a
 registry that could not be reached never clear what was found before — the previous
@@ -30,6 +31,7 @@ from fluxup.api.managedapp import (
     UpdateType,
 )
 from fluxup.api.meta import Identity, ImageTag
+from fluxup.logic.maintenance_window import determine_window
 from fluxup.logic.renovate_map import AppFindings, Finding
 from fluxup.logic.versions import Constraint, Version, parse_constraint, parse_version
 
@@ -39,6 +41,7 @@ __all__ = [
     "StatusCondition",
     "UpdateDecision",
     "decide_updates",
+    "determine_auto_target",
 ]
 
 #: ``status.availableUpdates`` holds at most this many (the CRD's maxItems).
@@ -229,11 +232,13 @@ def decide_updates(
             version=version, images=images, type=biggest,
             detected_at=previous.detected_at if same and previous else now,
         )
-    auto = _highest(c for c in allowed if _RANK[c.type] <= _auto_level(app, c))
-    auto_target = None
-    if auto:
-        version, images = _identity(auto)
-        auto_target = Identity(version=version, images=images)
+    auto_target = _auto_target(app, allowed)
+    window = determine_window(app.spec.version_policy.maintenance_window, now)
+    waiting = ""
+    if auto_target is not None and window.problem:
+        waiting = f"{window.problem}, so autoUpdate starts nothing"
+    elif auto_target is not None and app.spec.version_policy.maintenance_window is not None:
+        waiting = f"autoUpdate starts it in the maintenance window ({window.description})"
     if findings.problems:
         registries = sorted({p.registry for p in findings.problems})
         checked = StatusCondition(
@@ -248,13 +253,33 @@ def decide_updates(
             f"{len(candidates)} newer version(s)",
         )
     return UpdateDecision(candidates, available,
-                          (checked, *_available_condition(app, available, errors, picks)),
+                          (checked, *_available_condition(app, available, errors, picks,
+                                                          waiting)),
                           auto_target)
+
+
+def _auto_target(app: ManagedApp, allowed: Iterable[UpdateCandidate]) -> Identity | None:
+    auto = _highest(c for c in allowed if _RANK[c.type] <= _auto_level(app, c))
+    if not auto:
+        return None
+    version, images = _identity(auto)
+    return Identity(version=version, images=images)
+
+
+def determine_auto_target(app: ManagedApp) -> Identity | None:
+    """What ``autoUpdate`` upgrades to, from the candidates in the app's status: the
+    target :func:`decide_updates` chose at the last scan, re-derived so that an upgrade
+    held back (maintenance window, a request in flight) starts later without a scan.
+    Candidates the app already runs (or passed) are not targets."""
+    constraints, _ = _constraints(app)
+    allowed = [c for c in app.status.available_updates
+               if _allowed(c, constraints) and _still_newer(app, c)]
+    return _auto_target(app, allowed)
 
 
 def _available_condition(
     app: ManagedApp, available: AvailableUpdate | None, errors: list[str],
-    picks: dict[Slot, UpdateCandidate] | None = None,
+    picks: dict[Slot, UpdateCandidate] | None = None, waiting: str = "",
 ) -> tuple[StatusCondition, ...]:
     if errors:
         return (StatusCondition("UpdateAvailable", False, Reason.FAILED,
@@ -270,4 +295,4 @@ def _available_condition(
             + [f"image {i.values_path} {i.tag}" for i in available.images]
         )
     return (StatusCondition("UpdateAvailable", True, Reason.NEW_VERSION_DETECTED,
-                            f"{text} available"),)
+                            f"{text} available" + (f"; {waiting}" if waiting else "")),)

@@ -8,7 +8,9 @@ the deployed version from helm-controller's status, runs discovery
 GitRepository and Git file, the PVCs, workloads and VolumeSnapshotClass) and writes the
 conditions summarized into ``Ready`` (:mod:`fluxup.logic.managedapp_status`). The
 fields owned by the UpgradeRequest reconciler (``activeRequest``, ``lastUpgrade``) and
-by Renovate ingestion (``availableUpdate(s)``) are never written here.
+by Renovate ingestion (``availableUpdate(s)``) are never written here; an automatic
+upgrade that was held back (maintenance window, a request in flight) is started from
+them (:func:`~fluxup.reconcile.auto_update.ensure_due_auto_upgrade`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from fluxup.logic.managedapp_status import (
 from fluxup.logic.release_record import parse_release_gate
 from fluxup.reconcile.announce import announce_available
 from fluxup.reconcile.approvals import remove_outlived_approvals
+from fluxup.reconcile.auto_update import ensure_due_auto_upgrade
 from fluxup.reconcile.bypass import record_bypass
 from fluxup.reconcile.context import Context
 from fluxup.reconcile.holds import ensure_hold_handled
@@ -297,6 +300,8 @@ async def reconcile_managedapp(ctx: Context, obj: Obj) -> None:
     if not await _write_status(ctx, app.metadata.namespace or "", app.metadata.name, status):
         return
     await announce_available(ctx, obj, app)
+    if hr is not None:
+        await ensure_due_auto_upgrade(ctx, app)
     new_ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     if (
         old_ready is None

@@ -537,6 +537,28 @@ PARSE_ERRORS = [
         "required field is missing",
     ),
     (
+        "window-time",
+        ManagedApp,
+        managed_app(versionPolicy={"maintenanceWindow": {"start": "2:00", "end": "05:00"}}),
+        "spec.versionPolicy.maintenanceWindow.start",
+        "'2:00' is not a time of day; write HH:MM",
+    ),
+    (
+        "window-empty",
+        ManagedApp,
+        managed_app(versionPolicy={"maintenanceWindow": {"start": "02:00", "end": "02:00"}}),
+        "spec.versionPolicy.maintenanceWindow.end",
+        "equals start",
+    ),
+    (
+        "window-day",
+        ManagedApp,
+        managed_app(versionPolicy={"maintenanceWindow": {"start": "02:00", "end": "03:00",
+                                                         "days": ["Sat", "Caturday"]}}),
+        "spec.versionPolicy.maintenanceWindow.days[1]",
+        "expected one of Mon, Tue, Wed, Thu, Fri, Sat, Sun",
+    ),
+    (
         "bad-time",
         ManagedApp,
         _with(
