@@ -129,6 +129,8 @@ class Reason(enum.StrEnum):
     # UpgradeRequest
     #: A preflight check failed (``status.preflight`` says which).
     PREFLIGHT_FAILED = "PreflightFailed"
+    #: the request's ManagedApp is being deleted: FluxUp lets go of the app
+    MANAGED_APP_DELETED = "ManagedAppDeleted"
     #: A VolumeSnapshot reported an error or never became ReadyToUse.
     SNAPSHOT_FAILED = "SnapshotFailed"
     #: ``spec.skipSnapshot`` is true (or the ManagedApp disables snapshots).

@@ -55,6 +55,7 @@ from fluxup.reconcile.managedapp_discovery import (
     observe_git,
     observe_volumes,
 )
+from fluxup.reconcile.managedapp_finalizer import ensure_finalizer, let_go
 from fluxup.reconcile.release_gate import ensure_release_gate, ensure_request_for_record_hold
 
 __all__ = ["HELD", "SNAPSHOT_CAPABLE", "reconcile_managedapp"]
@@ -249,6 +250,10 @@ async def _write_status(ctx: Context, namespace: str, name: str, status: Obj) ->
 
 async def reconcile_managedapp(ctx: Context, obj: Obj) -> None:
     """One level-triggered pass over a ManagedApp."""
+    if obj["metadata"].get("deletionTimestamp"):
+        await let_go(ctx, obj)  # deleting it is the way out of the gate
+        return
+    await ensure_finalizer(ctx, obj)
     app = ManagedApp.from_dict(obj)
     now = ctx.now()
     seen = Observation()

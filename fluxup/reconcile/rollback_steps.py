@@ -29,6 +29,7 @@ from fluxup.api.rollbackrequest import (
 )
 from fluxup.api.upgraderequest import TERMINAL_UPGRADE_PHASES
 from fluxup.errors import KubeConflict
+from fluxup.logic.letgo import SUSPENDED_BY_ROLLBACK
 from fluxup.logic.rollback_plan import (
     RestoreStep,
     build_restored_pvc,
@@ -57,7 +58,7 @@ __all__ = [
 
 #: On a Flux object a rollback suspended: ``RollbackRequest/<ns>/<name>``. A later
 #: rollback treats an object carrying it as not suspended by a person.
-SUSPENDED_BY = "fluxup.dev/suspended-by-rollback"
+SUSPENDED_BY = SUSPENDED_BY_ROLLBACK
 #: On a workload a rollback scaled to zero: the replicas it had.
 REPLICAS_BEFORE = "fluxup.dev/replicas-before-rollback"
 #: On a StatefulSet: its ``persistentVolumeClaimRetentionPolicy`` before the rollback

@@ -172,6 +172,12 @@ async def reconcile_upgrade(ctx: Context, obj: Obj) -> bool:
         )
     elif app is None:
         outcome = Outcome.failed(Reason.PREFLIGHT_FAILED, unusable or "no ManagedApp")
+    elif app.metadata.deletion_timestamp is not None:
+        outcome = Outcome.failed(
+            Reason.MANAGED_APP_DELETED,
+            f"ManagedApp {app_name} is being deleted: FluxUp lets go of the app and ends "
+            "this request (nothing more is released)",
+        )
     else:
         try:
             outcome = await _ACTIONS[phase](Pass(ctx, obj, ur, app, status))

@@ -194,8 +194,11 @@ async def test_status_is_written_once_per_pass_with_discovery(world: World) -> N
     before = len([c for c in world.kube.calls if c[:2] == ("merge_patch", "managedapps")])
     await reconcile(world)
     status_writes = [c for c in world.kube.calls if c[:2] == ("merge_patch", "managedapps")]
-    # the release-gate annotation (metadata) and one status write
-    assert len(status_writes) - before == 2
+    # the finalizer and the release-gate annotation (metadata) and one status write
+    assert len(status_writes) - before == 3
+    await reconcile(world)  # a second pass: the metadata is there, one status write
+    again = [c for c in world.kube.calls if c[:2] == ("merge_patch", "managedapps")]
+    assert len(again) - len(status_writes) == 1
     status = world.get(R.MANAGEDAPP, APP)["status"]
     assert status["currentVersion"] == "1.0.0"
     assert status["observedGeneration"] == 1
