@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "COMPONENTS",
+    "DEX_VERSION",
     "FLUX_VERSIONS",
     "KUBERNETES_VERSION",
     "KWOK_VERSION",
@@ -42,6 +43,14 @@ SNAPSHOT_CLIENT_MODULE = "github.com/kubernetes-csi/external-snapshotter/client/
 PROVISIONER_VERSION = "v6.3.0"
 #: Helm CLI for rendering FluxUp's chart; the version helm-controller v1.6 builds against.
 HELM_VERSION = "v4.2.2"
+#: Dex, the sandbox's OpenID Connect provider for the UI's browser tests: the v2.45.1
+#: release commit as a pseudo-version. Dex's go.mod has no ``/v2`` suffix, so its ``v2.x``
+#: tags are not Go versions (the proxy lists only a 2018 ``+incompatible`` one), but it
+#: serves this commit. Master (2026-08) does not build from the proxy: it needs an
+#: unreleased ``dex/api/v2`` (its go.mod replaces it with ./api/v2, and the published
+#: api/v2 v2.4.0 lacks its new types); v2.45.1's api/v2 code is exactly v2.4.0's. The web
+#: templates are embedded (``web/``), so the binary is complete.
+DEX_VERSION = "v0.0.0-20260303133905-11d2eeb52b42"
 
 
 def _k8s_version_ldflags(version: str) -> tuple[str, ...]:
@@ -153,13 +162,20 @@ COMPONENTS: tuple[GoComponent, ...] = (
 
 
 #: Tools built on demand only (not part of the sandbox cluster, so `sandbox up` never
-#: builds them): Helm's CLI renders FluxUp's own chart in tests/integration/test_chart.py.
+#: builds them): Helm's CLI renders FluxUp's own chart in tests/integration/test_chart.py;
+#: Dex is the OIDC provider the UI tests log in with (fluxup/sandbox/dex.py).
 TOOLS: tuple[GoComponent, ...] = (
     GoComponent(
         name="helm",
         module="helm.sh/helm/v4",
         version=HELM_VERSION,
         packages={"helm": "helm.sh/helm/v4/cmd/helm"},
+    ),
+    GoComponent(
+        name="dex",
+        module="github.com/dexidp/dex",
+        version=DEX_VERSION,
+        packages={"dex": "github.com/dexidp/dex/cmd/dex"},
     ),
 )
 

@@ -100,6 +100,19 @@ class Stack:
         start_component(self.sandbox, "fluxup-operator",
                         [sys.executable, "-m", "fluxup", "operator"], io.StringIO(), env=env)
 
+    def restart_operator(self, env: dict[str, str | None]) -> None:
+        """Stop the operator (SIGTERM, clean shutdown) and start it again with ``env``
+        merged into :attr:`operator_env` (``None`` removes a setting), e.g. the UI's."""
+        for key, value in env.items():
+            if value is None:
+                self.operator_env.pop(key, None)
+            else:
+                self.operator_env[key] = value
+        pid = self.sandbox.pids.pop("fluxup-operator", None)
+        if pid:
+            stop_process(pid, self.sandbox.token)
+        self.start_operator()
+
     def kill_operator(self) -> None:
         """SIGKILL the operator: no clean-up at all, as an OOM kill or node loss would do."""
         pid = self.sandbox.pids.get("fluxup-operator")
