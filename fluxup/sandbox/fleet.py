@@ -85,6 +85,8 @@ class Fleet:
         if chart:
             package = publish_chart(self.sandbox.dir / "charts", self.chart_repo_url, version)
             push_chart(self.registry_url, DEMO_CHART_REPO, package.path, version)
+            # Flux reads the index again now, not at the HelmRepository's next interval
+            self.request_reconcile("helmrepository", seed.FLUX_NAMESPACE, "demo-charts")
         if image:
             push_image(self.registry_url, DEMO_IMAGE_REPO, version)
 
