@@ -111,6 +111,8 @@ def parse_review(body: bytes) -> AdmissionRequest:
         request["namespace"] = namespace
     if isinstance(raw.get("dryRun"), bool):
         request["dryRun"] = raw["dryRun"]
+    if isinstance(raw.get("options"), dict):  # e.g. PatchOptions.fieldManager
+        request["options"] = raw["options"]
     return request
 
 

@@ -88,13 +88,18 @@ def determine_binding(
     stored: Mapping[str, object] | None,
     desired: Identity,
     holds: bool,
+    deployed: Identity | None = None,
+    by_flux: bool = False,
 ) -> str | None:
     """The ``fluxup.dev/bypassed`` text ``incoming`` must carry (``None``: none).
 
     No bypass on ``incoming`` → no binding. A bypass the stored object already had keeps
     the stored binding (whatever the request sends: Flux's apply may drop it, a person may
     edit it). Otherwise the bypass is new and covers what ``incoming`` asks for now
-    (``holds``: the gate would hold it, so the bypass is what lets it through).
+    (``holds``: the gate would hold it, so the bypass is what lets it through) — unless it
+    arrives with Flux's apply (kept in Git, or back in Git after the operator removed it):
+    a bypass is a person's emergency action, so one that comes from Git covers only what
+    runs (``deployed``) and lets nothing new through.
     """
     if bypass_reason(incoming) is None:
         return None
@@ -102,6 +107,8 @@ def determine_binding(
     kept = before.get(ann.BYPASSED)
     if ann.BYPASS in before and kept is not None:
         return kept
+    if by_flux and holds:
+        return build_binding(deployed if deployed is not None else Identity(), False)
     return build_binding(desired, holds)
 
 

@@ -24,10 +24,12 @@ How a hold is written (:func:`build_mutation`):
 * ``spec.suspend: true`` plus ``fluxup.dev/held`` (desired identity JSON) and
   ``fluxup.dev/held-since`` (kept while the held identity stays the same). Flux's
   server-side apply drops fields it set earlier, so the gate re-adds them on every apply.
-* An explicit ``spec.suspend: false`` on an object that is stored suspended is a
-  deliberate un-suspend: the gate does not re-suspend it, and the validating webhook
-  denies it (unless ``fluxup.dev/bypass`` is set or the operator asks). An *absent*
-  ``suspend`` (what Flux's apply or ``flux resume`` leaves) is re-added.
+* An explicit ``spec.suspend: false`` on an object that is stored suspended, sent by a
+  person, is a deliberate un-suspend: the gate does not re-suspend it, and the validating
+  webhook denies it (unless ``fluxup.dev/bypass`` covers it or the operator asks). An
+  *absent* ``suspend`` (what Flux's apply or ``flux resume`` leaves) is re-added, and so
+  is Flux's own ``suspend: false`` from a Git manifest: Flux's apply is never denied on
+  hold grounds (that would stall its whole Kustomization), it stays held.
 * With ``fluxup.dev/bypass: "<reason>"`` on the object the gate does not hold the one
   identity the bypass covers (``fluxup.dev/bypassed``, bound when the bypass appeared;
   :mod:`fluxup.logic.bypass`); it warns. Any other identity is held as usual.
@@ -71,6 +73,7 @@ __all__ = [
     "expected_binding",
     "format_rfc3339",
     "is_deliberate_unsuspend",
+    "is_flux_apply",
     "suspend_value",
 ]
 
@@ -154,9 +157,27 @@ def suspend_value(obj: object) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
-def is_deliberate_unsuspend(incoming: object, stored: object) -> bool:
-    """An explicit ``suspend: false`` on an object stored suspended."""
-    return suspend_value(incoming) is False and suspend_value(stored) is True
+#: The field manager and ServiceAccount name of Flux's kustomize-controller, which applies
+#: HelmReleases and OCIRepositories from Git.
+FLUX_APPLIER = "kustomize-controller"
+
+
+def is_flux_apply(username: str, options: object) -> bool:
+    """The request is an apply by Flux's kustomize-controller (its ServiceAccount in any
+    namespace, or its field manager). Taking a request for Flux's only ever makes the gate
+    keep the object held instead of denying the change, so a look-alike gains nothing."""
+    parts = username.split(":")
+    if len(parts) == 4 and parts[:2] == ["system", "serviceaccount"] and parts[3] == FLUX_APPLIER:
+        return True
+    return get_str(options, "fieldManager") == FLUX_APPLIER
+
+
+def is_deliberate_unsuspend(incoming: object, stored: object, by_flux: bool = False) -> bool:
+    """An explicit ``suspend: false`` on an object stored suspended, by a person. Flux's
+    apply of a Git manifest that says ``suspend: false`` is no decision to release: the
+    gate keeps the object held (and never denies Flux's apply, which would stall the
+    whole Kustomization)."""
+    return not by_flux and suspend_value(incoming) is False and suspend_value(stored) is True
 
 
 def hold_warning(kind: GatedKind, incoming: object, decision: GateDecision) -> str:
@@ -235,21 +256,31 @@ def _range_warnings(kind: GatedKind, incoming: object, decision: GateDecision) -
 
 
 def expected_binding(
-    decision: GateDecision, incoming: Mapping[str, object], stored: Mapping[str, object] | None
+    decision: GateDecision,
+    incoming: Mapping[str, object],
+    stored: Mapping[str, object] | None,
+    by_flux: bool = False,
 ) -> str | None:
     """The ``fluxup.dev/bypassed`` binding ``incoming`` must carry (see
     :mod:`fluxup.logic.bypass`)."""
-    return determine_binding(incoming, stored, decision.desired.identity, decision.holds)
+    deployed = decision.deployed
+    running = deployed.candidates[0] if deployed is not None and deployed.candidates else None
+    return determine_binding(incoming, stored, decision.desired.identity, decision.holds,
+                             running, by_flux)
 
 
 def bypass_applies(
-    decision: GateDecision, incoming: Mapping[str, object], stored: Mapping[str, object] | None
+    decision: GateDecision,
+    incoming: Mapping[str, object],
+    stored: Mapping[str, object] | None,
+    by_flux: bool = False,
 ) -> bool:
     """A held identity is let through by the bypass on the object: only the one identity
     the bypass was bound to when it appeared."""
     if not decision.holds or bypass_reason(incoming) is None:
         return False
-    return binding_covers(expected_binding(decision, incoming, stored), decision.desired.identity)
+    binding = expected_binding(decision, incoming, stored, by_flux)
+    return binding_covers(binding, decision.desired.identity)
 
 
 def _binding_patch(incoming: Mapping[str, object], binding: str | None) -> list[PatchOperation]:
@@ -278,16 +309,18 @@ def build_mutation(
     incoming: Mapping[str, object],
     stored: Mapping[str, object] | None,
     now: dt.datetime,
+    by_flux: bool = False,
 ) -> Mutation:
-    """The JSON Patch and warnings that enforce ``decision`` on ``incoming``."""
+    """The JSON Patch and warnings that enforce ``decision`` on ``incoming``; ``by_flux``:
+    the request is Flux's apply (:func:`is_flux_apply`), which is held, never refused."""
     warnings = _range_warnings(kind, incoming, decision)
-    binding = expected_binding(decision, incoming, stored)
+    binding = expected_binding(decision, incoming, stored, by_flux)
     bound = _binding_patch(incoming, binding)
     if not decision.holds:
         removals = _remove_annotations(incoming, (ann.HELD, ann.HELD_SINCE))
         return Mutation(tuple(removals + bound), warnings, "allow")
     bypass = bypass_reason(incoming)
-    if bypass is not None and bypass_applies(decision, incoming, stored):
+    if bypass is not None and bypass_applies(decision, incoming, stored, by_flux):
         note = (
             f"FluxUp gate bypassed for {app_name(incoming)} "
             f"{decision.desired.identity.describe()}: {bypass.strip() or '<no reason given>'}"
@@ -296,7 +329,7 @@ def build_mutation(
         return Mutation(tuple(removals + bound), (*warnings, note), "bypass")
     warnings = (*warnings, *_stale_bypass_warning(incoming, binding, decision))
     warning = hold_warning(kind, incoming, decision)
-    if is_deliberate_unsuspend(incoming, stored):
+    if is_deliberate_unsuspend(incoming, stored, by_flux):
         return Mutation(tuple(bound), (*warnings, warning), "unsuspend")
     held = decision.desired.identity.to_json()
     patch: list[PatchOperation] = list(bound)

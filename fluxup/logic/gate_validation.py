@@ -23,6 +23,7 @@ from fluxup.logic.gate import (
     bypass_applies,
     describe_object,
     expected_binding,
+    is_flux_apply,
     suspend_value,
 )
 from fluxup.logic.gate_values import (
@@ -110,14 +111,17 @@ def validate_gated_object(
     stored: Mapping[str, object] | None,
     username: str,
     operator_username: str,
+    options: object = None,
 ) -> Verdict:
-    """Check a (mutated) managed object against rule 7 and the hold ``decision``."""
+    """Check a (mutated) managed object against rule 7 and the hold ``decision``;
+    ``options`` are the request's (``fieldManager`` tells Flux's apply)."""
     if username == operator_username:
         return ALLOWED
+    by_flux = is_flux_apply(username, options)
     violation = _operator_only_violation(kind, incoming, stored, username, operator_username)
     if violation is not None:
         return violation
-    binding = expected_binding(decision, incoming, stored)
+    binding = expected_binding(decision, incoming, stored, by_flux)
     if annotations_of(incoming).get(ann.BYPASSED) != binding:
         return Verdict(
             False,
@@ -129,7 +133,7 @@ def validate_gated_object(
         )
     if not decision.holds:
         return ALLOWED
-    if bypass_applies(decision, incoming, stored):
+    if bypass_applies(decision, incoming, stored, by_flux):
         # the mutating step already warned; the audit log has the user
         return Verdict(True, "Bypassed")
     if suspend_value(incoming) is not True:

@@ -17,7 +17,14 @@ import pytest
 
 from fluxup.api import annotations as ann
 from fluxup.logic.bypass import Binding, build_binding, parse_binding
-from fluxup.logic.gate import Outcome, Reason, build_mutation, evaluate, format_rfc3339
+from fluxup.logic.gate import (
+    Outcome,
+    Reason,
+    build_mutation,
+    evaluate,
+    format_rfc3339,
+    is_flux_apply,
+)
 from fluxup.logic.gate_validation import validate_fluxup_object, validate_gated_object
 from fluxup.logic.identity import GatedKind, Identity, build_approval, parse_identity
 
@@ -269,7 +276,9 @@ CASES = [
          Reason.NOT_APPROVED, "bypass", user="alice", suspended=False, warning="incident 42"),
     Case("bypass-stays-unsuspended-on-reapply",
          hr("12.5.0", suspend=False, notes={**HELD_1250, ann.BYPASS: "incident 42"}),
-         hr("12.5.0", suspend=False, history=DEPLOYED, notes={**HELD_1250, ann.BYPASS: "x"}),
+         hr("12.5.0", suspend=False, history=DEPLOYED, notes={
+             **HELD_1250, ann.BYPASS: "x",
+             ann.BYPASSED: build_binding(parse_identity(ident("12.5.0")), used=True)}),
          Outcome.HOLD, Reason.NOT_APPROVED, "bypass", suspended=False),
     Case("operator-may-unsuspend", hr("12.5.0", suspend=False, notes=HELD_1250),
          hr("12.5.0", suspend=True, history=DEPLOYED, notes=HELD_1250), Outcome.HOLD,
@@ -394,7 +403,8 @@ def test_gate_rule(case: Case) -> None:
     decision = evaluate(case.kind, incoming, case.stored, case.operation)
     assert (decision.outcome, decision.reason) == (case.outcome, case.reason)
 
-    mutation = build_mutation(case.kind, decision, incoming, case.stored, NOW)
+    mutation = build_mutation(case.kind, decision, incoming, case.stored, NOW,
+                              by_flux=is_flux_apply(case.user, None))
     assert mutation.action == case.action
     assert incoming == case.incoming, "build_mutation must not modify its input"
     final = jsonpatch.apply_patch(incoming, list(mutation.patch))
@@ -531,7 +541,8 @@ def _admit(incoming: dict[str, Any], stored: dict[str, Any] | None, user: str = 
     warnings)."""
     op: Literal["CREATE", "UPDATE"] = "UPDATE" if stored is not None else "CREATE"
     decision = evaluate(kind, incoming, stored, op)
-    mutation = build_mutation(kind, decision, incoming, stored, NOW)
+    mutation = build_mutation(kind, decision, incoming, stored, NOW,
+                              by_flux=is_flux_apply(user, None))
     final = jsonpatch.apply_patch(copy.deepcopy(incoming), list(mutation.patch))
     verdict = validate_gated_object(kind, evaluate(kind, final, stored, op), final, stored,
                                     user, OPERATOR)
@@ -625,3 +636,58 @@ def test_a_bypass_set_while_nothing_is_held_covers_only_what_runs() -> None:
     action, held, _, _ = _admit(hr("12.5.0", notes={ann.BYPASS: "just in case"}), at_rest)
     assert action == "hold"
     assert held["spec"]["suspend"] is True
+
+
+# --- Flux's own applies are held, never denied ---------------------------------------------
+
+
+@pytest.mark.parametrize(("username", "options", "flux"), [
+    (FLUX, None, True),
+    ("system:serviceaccount:gitops:kustomize-controller", None, True),
+    ("alice", {"fieldManager": "kustomize-controller"}, True),
+    ("alice", {"fieldManager": "kubectl-patch"}, False),
+    ("system:serviceaccount:flux-system:helm-controller", None, False),
+    ("kustomize-controller", None, False),
+    ("system:serviceaccount:x:kustomize-controller:extra", None, False),
+    ("", "garbage", False),
+])
+def test_is_flux_apply(username: str, options: Any, flux: bool) -> None:
+    assert is_flux_apply(username, options) is flux
+
+
+def test_a_git_manifest_saying_suspend_false_stays_held_and_is_not_denied() -> None:
+    """kustomize-controller applies ``suspend: false`` from Git during a hold: the gate
+    keeps the release held (re-suspends it) instead of denying the apply."""
+    incoming = hr("12.5.0", suspend=False, notes=HELD_1250)
+    decision = evaluate(HR, incoming, HELD_STORED, "UPDATE")
+    mutation = build_mutation(HR, decision, incoming, HELD_STORED, NOW, by_flux=True)
+    assert mutation.action == "hold"
+    final = jsonpatch.apply_patch(copy.deepcopy(incoming), list(mutation.patch))
+    assert final["spec"]["suspend"] is True
+    assert final["metadata"]["annotations"][ann.HELD_SINCE] == EARLIER  # the same hold
+    verdict = validate_gated_object(HR, evaluate(HR, final, HELD_STORED, "UPDATE"), final,
+                                    HELD_STORED, FLUX, OPERATOR)
+    assert verdict.allowed, verdict.message
+    # the same change by a person is a deliberate un-suspend: denied with a message
+    person = build_mutation(HR, decision, incoming, HELD_STORED, NOW, by_flux=False)
+    assert person.action == "unsuspend"
+    denied = validate_gated_object(HR, decision, incoming, HELD_STORED, "alice", OPERATOR)
+    assert (denied.allowed, denied.reason) == (False, "HeldUnsuspend")
+
+
+def test_a_bypass_that_comes_from_git_lets_nothing_new_through() -> None:
+    """A bypass kept in Git (or back in Git after the operator removed it) arrives with
+    Flux's apply: it covers only what runs; the new version is held."""
+    action, final, verdict, _ = _admit(hr("12.5.0", notes={ann.BYPASS: "in git"}),
+                                       hr("12.4.0", history=DEPLOYED))
+    assert (action, verdict.allowed) == ("hold", True)
+    assert final["spec"]["suspend"] is True
+    binding = _binding(final)
+    assert binding is not None
+    assert (binding.identity.chart, binding.used) == ("12.4.0", False)
+    # a person's un-suspend of the held 12.5.0 is still denied: the bypass covers 12.4.0
+    final["status"] = {"history": [{"chartVersion": DEPLOYED}]}
+    person = copy.deepcopy(final)
+    person["spec"]["suspend"] = False
+    action, _, verdict, _ = _admit(person, final, user="alice")
+    assert (action, verdict.allowed, verdict.reason) == ("unsuspend", False, "HeldUnsuspend")

@@ -222,3 +222,27 @@ async def test_not_ready_after_shutdown() -> None:
     async with TestClient(TestServer(app)) as c:
         assert (await c.get("/readyz")).status == 200
     assert app[READY].ready is False
+
+
+@pytest.mark.parametrize("via", ["serviceaccount", "field-manager"])
+async def test_flux_applying_suspend_false_from_git_is_held_not_denied(
+    client: Client, via: str
+) -> None:
+    old = helm_release("12.4.0", history="12.4.0")
+    held = patched(helm_release("12.5.0"), await post(
+        client, "/mutate", review_body("HelmRelease", helm_release("12.5.0"), old)))
+    stored = dict(held, status=old["status"])
+    git = helm_release("12.5.0", suspend=False)  # the manifest in Git says so
+    body = review_body("HelmRelease", git, stored,
+                       user="system:serviceaccount:flux-system:kustomize-controller"
+                       if via == "serviceaccount" else "kubernetes-admin")
+    if via == "field-manager":
+        body["request"]["options"] = {"kind": "PatchOptions", "fieldManager":
+                                      "kustomize-controller", "force": True}
+    mutated = await post(client, "/mutate", body)
+    final = patched(git, mutated)
+    assert final["spec"]["suspend"] is True
+    assert final["metadata"]["annotations"][ann.HELD] == HELD_1250
+    body["request"]["object"] = final
+    validated = await post(client, "/validate", body)
+    assert validated["allowed"] is True

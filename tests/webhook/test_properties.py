@@ -4,7 +4,9 @@
   a patch, when present, applies cleanly to the object it was computed for.
 * Every malformed body gets HTTP 400; nothing ever yields a 500.
 * Gate consistency: whatever Flux applies, the validating stage never denies the object
-  the mutating stage produced on hold grounds (only a deliberate un-suspend is denied).
+  the mutating stage produced on hold grounds — not even a Git manifest that says
+  ``suspend: false`` during a hold (it stays held); a person's deliberate un-suspend of a
+  held object is denied.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from tests.webhook.conftest import settings as webhook_settings
 from webhook.app import create_app
 
 FLUX = "system:serviceaccount:flux-system:kustomize-controller"
+#: Denials that come from the hold rules (not from the operator-only annotations).
+HOLD_GROUNDS = ("HeldUnsuspend", "HeldMismatch", "BypassBindingMismatch")
 
 json_scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(allow_nan=False,
@@ -57,7 +61,7 @@ annotation_values = st.one_of(identities, st.text(max_size=10),
                               st.sampled_from(['["image.tag"]', "[]", "[1]", "{"]))
 annotation_maps = st.dictionaries(
     st.sampled_from([ann.APPROVED, ann.RELEASED, ann.IMAGE_PATHS, ann.HELD, ann.HELD_SINCE,
-                     ann.BYPASS, ann.UPGRADE_REQUEST, "other"]),
+                     ann.BYPASS, ann.BYPASSED, ann.UPGRADE_REQUEST, "other"]),
     annotation_values, max_size=5,
 )
 
@@ -246,13 +250,20 @@ def test_flux_applies_are_never_denied_on_hold_grounds(
     stored = data.draw(flux_objects(name)) if operation == "UPDATE" else None
     op: Literal["CREATE", "UPDATE"] = "CREATE" if operation == "CREATE" else "UPDATE"
     decision = evaluate(kind, incoming, stored, op)
-    mutation = build_mutation(kind, decision, incoming, stored, NOW)
+    mutation = build_mutation(kind, decision, incoming, stored, NOW, by_flux=True)
     final = jsonpatch.apply_patch(copy.deepcopy(incoming), list(mutation.patch))
     after = evaluate(kind, final, stored, op)
     assert after.outcome == decision.outcome
     verdict = validate_gated_object(kind, after, final, stored, FLUX, OPERATOR)
-    if not verdict.allowed and verdict.reason in ("HeldUnsuspend", "HeldMismatch"):
-        assert mutation.action == "unsuspend", verdict.message
+    assert verdict.allowed or verdict.reason not in HOLD_GROUNDS, verdict.message
+    assert mutation.action != "unsuspend"
+    # the same request by a person: only a deliberate un-suspend is refused on hold grounds
+    by_person = build_mutation(kind, decision, incoming, stored, NOW, by_flux=False)
+    mine = jsonpatch.apply_patch(copy.deepcopy(incoming), list(by_person.patch))
+    person = validate_gated_object(kind, evaluate(kind, mine, stored, op), mine, stored,
+                                   "alice", OPERATOR)
+    if not person.allowed and person.reason in HOLD_GROUNDS:
+        assert by_person.action == "unsuspend", person.message
     if mutation.action == "hold":
         assert final["spec"]["suspend"] is True
         assert final["metadata"]["annotations"][ann.HELD] == decision.desired.identity.to_json()

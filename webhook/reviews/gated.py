@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 from fluxup.api.admission import AdmissionRequest
-from fluxup.logic.gate import build_mutation, evaluate
+from fluxup.logic.gate import build_mutation, evaluate, is_flux_apply
 from fluxup.logic.gate_validation import validate_gated_object
 from fluxup.logic.identity import GatedKind
 from webhook.reviews.base import GatePolicy, Reviewed, Stage, allow, deny
@@ -37,12 +37,14 @@ def review_gated(
         )
     stored = request.get("oldObject") if operation == "UPDATE" else None
     decision = evaluate(kind, incoming, stored, "CREATE" if operation == "CREATE" else "UPDATE")
-    if stage == "mutate":
-        mutation = build_mutation(kind, decision, incoming, stored, now)
-        return allow(request, mutation.action, patch=mutation.patch, warnings=mutation.warnings)
     username = request.get("userInfo", {}).get("username", "")
+    if stage == "mutate":
+        by_flux = is_flux_apply(username, request.get("options"))
+        mutation = build_mutation(kind, decision, incoming, stored, now, by_flux)
+        return allow(request, mutation.action, patch=mutation.patch, warnings=mutation.warnings)
     verdict = validate_gated_object(
-        kind, decision, incoming, stored, username, policy.operator_username
+        kind, decision, incoming, stored, username, policy.operator_username,
+        request.get("options"),
     )
     if not verdict.allowed:
         return deny(request, verdict.reason, verdict.message)
