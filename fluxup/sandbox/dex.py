@@ -12,6 +12,8 @@ It runs as a sandbox process, so ``fluxup sandbox down`` stops it with everythin
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import secrets
 import ssl
@@ -22,6 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from certs.authority import KeyPair, build_serving_cert
 from fluxup.sandbox import gobuild
@@ -97,11 +102,21 @@ class Dex:
     issuer: str
     ca_file: Path
     client: DexClient
+    cert_file: Path
     users: dict[str, DexUser] = field(default_factory=dict)
 
     @property
     def log(self) -> Path:
         return self.sandbox.logs / f"{PROCESS}.log"
+
+    def spki_pin(self) -> str:
+        """Base64 SHA-256 of Dex's serving public key, for Chromium's
+        ``--ignore-certificate-errors-spki-list``: a browser trusts exactly this key
+        without the sandbox CA in its (per-user) certificate store."""
+        cert = x509.load_pem_x509_certificate(self.cert_file.read_bytes())
+        der = cert.public_key().public_bytes(serialization.Encoding.DER,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+        return base64.b64encode(hashlib.sha256(der).digest()).decode()
 
     def discovery(self) -> dict[str, Any]:
         """Dex's published OpenID configuration (raises ``OSError`` until it serves)."""
@@ -148,7 +163,7 @@ def start_dex(sb: Sandbox, work: Path, redirect_uris: Sequence[str],
     if PROCESS in sb.pids and is_ours(sb.pids[PROCESS], sb.token):
         stop_process(sb.pids.pop(PROCESS), sb.token)
     start_component(sb, PROCESS, [str(binary), "serve", str(config_path)], out)
-    dex = Dex(sb, issuer, sb.pki.ca_crt, client, {u.username: u for u in users})
+    dex = Dex(sb, issuer, sb.pki.ca_crt, client, cert, {u.username: u for u in users})
 
     def serving() -> bool:
         try:
