@@ -470,6 +470,34 @@ INVALID = [
         "spec: Invalid value: set exactly one of upgradeRequestRef or snapshotRef",
     ),
     (
+        "window-empty",
+        managed_app(versionPolicy={"maintenanceWindow": {"start": "02:00", "end": "02:00"}}),
+        "maintenanceWindow start and end must differ",
+    ),
+    (
+        "window-bad-time",
+        managed_app(versionPolicy={"maintenanceWindow": {"start": "24:00", "end": "02:00"}}),
+        "spec.versionPolicy.maintenanceWindow.start in body should match",
+    ),
+    (
+        "window-bad-day",
+        managed_app(versionPolicy={"maintenanceWindow": {"start": "01:00", "end": "02:00",
+                                                         "days": ["Sat", "Caturday"]}}),
+        'spec.versionPolicy.maintenanceWindow.days[1]: Unsupported value: "Caturday"',
+    ),
+    (
+        "window-day-twice",
+        managed_app(versionPolicy={"maintenanceWindow": {"start": "01:00", "end": "02:00",
+                                                         "days": ["Sat", "Sat"]}}),
+        'spec.versionPolicy.maintenanceWindow.days[1]: Duplicate value: "Sat"',
+    ),
+    (
+        "window-bad-zone",
+        managed_app(versionPolicy={"maintenanceWindow": {"start": "01:00", "end": "02:00",
+                                                         "timeZone": "../etc/passwd"}}),
+        "spec.versionPolicy.maintenanceWindow.timeZone in body should match",
+    ),
+    (
         "cel-rollback-no-ref",
         rollback_request(),
         "spec: Invalid value: set exactly one of upgradeRequestRef or snapshotRef",
