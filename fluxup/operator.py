@@ -26,7 +26,7 @@ from kubernetes_asyncio import client, config
 from fluxup.adapters.events import EventRecorder
 from fluxup.adapters.gitopen import GitOpenerCache
 from fluxup.adapters.impersonation import Impersonator
-from fluxup.adapters.kube import KubeApi
+from fluxup.adapters.kube import Kube, KubeApi, R
 from fluxup.adapters.metrics import OperatorMetrics, serve_metrics
 from fluxup.adapters.notify import (
     AppriseChannel,
@@ -37,6 +37,11 @@ from fluxup.adapters.notify import (
 )
 from fluxup.handlers.registry import register
 from fluxup.intake import OperatorIntake, build_intake_app, configmap_loop, serve_intake
+from fluxup.logic.operator_identity import (
+    build_self_subject_review,
+    check_operator_username,
+    username_of_review,
+)
 from fluxup.reconcile.context import Context
 from fluxup.reconcile.fleet_metrics import FleetRefresher
 from fluxup.scanner import build_runner, scan_loop
@@ -44,7 +49,7 @@ from fluxup.settings import Settings
 from fluxup.ui.settings import UiSettings
 from webhook.tls import ReloadingTLS
 
-__all__ = ["run", "serve"]
+__all__ = ["run", "serve", "verify_operator_identity"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,16 @@ async def _api_client(settings: Settings) -> client.ApiClient:
         configuration = client.Configuration()
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     return client.ApiClient(configuration)
+
+
+async def verify_operator_identity(kube: Kube, settings: Settings) -> str:
+    """Ask the API server who the operator is (SelfSubjectReview); refuse to start when
+    it is not the configured ``FLUXUP_OPERATOR_USERNAME`` (the user the gate trusts)."""
+    review = await kube.create(R.SELFSUBJECTREVIEW, None, build_self_subject_review())
+    actual = username_of_review(review)
+    check_operator_username(settings.operator_username, actual)
+    log.info("operator acts as %s (SelfSubjectReview), the user the gate trusts", actual)
+    return actual
 
 
 def build_notifier(settings: Settings, metrics: OperatorMetrics) -> Notifier | None:
@@ -98,6 +113,11 @@ async def serve(settings: Settings, stop_flag: asyncio.Event | threading.Event |
     """Run the operator (and the web UI when enabled) until ``stop_flag`` is set."""
     api = await _api_client(settings)
     kube = KubeApi(api, manager=settings.field_manager)
+    try:
+        await verify_operator_identity(kube, settings)
+    except BaseException:
+        await api.close()
+        raise
     opener = GitOpenerCache(kube, settings)
     metrics = OperatorMetrics()
     notifier = build_notifier(settings, metrics)

@@ -77,6 +77,9 @@ class R:
     UPGRADEREQUEST = Resource("fluxup.dev", "v1alpha1", "upgraderequests")
     ROLLBACKREQUEST = Resource("fluxup.dev", "v1alpha1", "rollbackrequests")
     TOKENREVIEW = Resource("authentication.k8s.io", "v1", "tokenreviews", namespaced=False)
+    SELFSUBJECTREVIEW = Resource(
+        "authentication.k8s.io", "v1", "selfsubjectreviews", namespaced=False
+    )
     SUBJECTACCESSREVIEW = Resource(
         "authorization.k8s.io", "v1", "subjectaccessreviews", namespaced=False
     )
