@@ -105,10 +105,45 @@ def test_ui_without_oidc_is_refused_with_a_clear_message(helm: Path) -> None:
     assert "ui.oidc.issuerUrl is required" in proc.stderr
 
 
+REPORTS = ["--set", "reports.endpoint.enabled=true", "--set",
+           "reports.endpoint.audiences={fluxup,ci}", "--set",
+           "reports.configMapIntervalSeconds=15"]
+
+
+def test_report_endpoint_renders_settings_certificate_port_and_policy(helm: Path) -> None:
+    off = _by_kind(_render(helm))
+    env = {e["name"]: e.get("value") for e in off[("Deployment", "fluxup-operator")][
+        "spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "FLUXUP_REPORT_ADDRESS" not in env
+    assert env["FLUXUP_REPORT_CONFIGMAP_INTERVAL_SECONDS"] == "30"
+    objects = _by_kind(_render(helm, *REPORTS))
+    pod = objects[("Deployment", "fluxup-operator")]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["FLUXUP_REPORT_ADDRESS"] == "0.0.0.0:8443"
+    assert env["FLUXUP_REPORT_AUDIENCES"] == "fluxup,ci"
+    assert env["FLUXUP_REPORT_CONFIGMAP_INTERVAL_SECONDS"] == "15"
+    assert {n for n in env if n.startswith("FLUXUP_REPORT")} <= _python_settings()
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "report-tls")
+    assert env["FLUXUP_REPORT_CERT_FILE"].startswith(mount["mountPath"] + "/")
+    volume = next(v for v in pod["volumes"] if v["name"] == "report-tls")
+    assert volume["secret"]["secretName"] == "fluxup-report-tls"
+    assert {"name": "reports", "containerPort": 8443} in container["ports"]
+    service = objects[("Service", "fluxup-operator")]
+    assert {"name": "reports", "port": 8443, "targetPort": "reports"} in (
+        service["spec"]["ports"])
+    policy = objects[("NetworkPolicy", "fluxup-operator")]
+    assert any({"port": 8443, "protocol": "TCP"} in rule["ports"]
+               for rule in policy["spec"]["ingress"])
+    sender = objects[("ClusterRole", "fluxup-report-sender")]
+    assert sender["rules"] == [{"apiGroups": ["fluxup.dev"],
+                                "resources": ["managedapps/report"], "verbs": ["create"]}]
+
+
 def test_chart_is_accepted_by_the_apiserver(
     helm: Path, sandbox: Sandbox, fluxup_crds: list[Path]
 ) -> None:
-    docs = [d for d in _render(helm, *OIDC)
+    docs = [d for d in _render(helm, *OIDC, *REPORTS)
             if d["kind"] not in ("CustomResourceDefinition", "ServiceMonitor", "PrometheusRule")]
     sandbox.kubectl("create", "namespace", "fluxup-system", check=False)
     out = sandbox.kubectl(
