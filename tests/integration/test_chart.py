@@ -79,6 +79,9 @@ def test_defaults_render_operator_webhook_and_crds(helm: Path) -> None:
     assert {kind for kind, _ in objects} >= {
         "ClusterRole", "ClusterRoleBinding", "ServiceAccount", "Service",
         "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
+    job = objects[("Job", "fluxup-webhook-certs")]["spec"]["template"]["spec"]
+    cron = objects[("CronJob", "fluxup-webhook-certs")]["spec"]["jobTemplate"]["spec"]
+    assert job["containers"] == cron["template"]["spec"]["containers"]
     container = operator["spec"]["template"]["spec"]["containers"][0]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert operator["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
