@@ -228,10 +228,16 @@ def test_printer_columns_and_category(
         "get", "fur", "paperless-0-24-1", "-n", namespace, "--no-headers"
     ).stdout.split()
     assert row[:4] == ["paperless-0-24-1", "paperless", "0.24.1", "Upgrading"]
+    status = json.dumps({"status": {"phase": "RestoringVolumes", "managedApp": "paperless",
+                                    "fromVersion": "0.24.1", "toVersion": "0.24.0"}})
+    sandbox.kubectl("patch", "rollbackrequest", "paperless-0-24-1-rollback", "-n", namespace,
+                    "--subresource=status", "--type=merge", "-p", status)
     row = sandbox.kubectl(
-        "get", "frr", "paperless-0-24-1-rollback", "-n", namespace, "--no-headers"
+        "get", "frr", "paperless-0-24-1-rollback", "-n", namespace, "--no-headers", "-o", "wide"
     ).stdout.split()
-    assert row[:2] == ["paperless-0-24-1-rollback", "paperless-0-24-1"]
+    assert row[:5] == ["paperless-0-24-1-rollback", "paperless", "0.24.1", "0.24.0",
+                       "RestoringVolumes"]
+    assert row[6] == "paperless-0-24-1"  # wide: the UpgradeRequest it undoes
 
 
 # --- rejected objects -----------------------------------------------------------------

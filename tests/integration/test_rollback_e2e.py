@@ -315,6 +315,8 @@ def health_server() -> Iterator[tuple[str, threading.Event]]:
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/healthz", flag
     server.shutdown()
+    server.server_close()
+    thread.join(5)
 
 
 def test_auto_rollback_after_a_failed_health_check(
