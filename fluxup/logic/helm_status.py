@@ -99,7 +99,10 @@ def determine_helm_progress(hr: Mapping[str, Any], target_version: str | None) -
         installed = bool(history)
         failures = int(status.get("upgradeFailures" if installed else "installFailures") or 0)
         retries = remediation_retries(hr.get("spec") or {}, installed)
-        if reason != "RetriesExceeded" and (retries < 0 or failures <= retries):
+        # a failure helm-controller does not count (e.g. a chart that fails to render
+        # never creates a release) is not one its remediation retries: it only repeats
+        counted = failures >= 1
+        if reason != "RetriesExceeded" and counted and (retries < 0 or failures <= retries):
             return HelmProgress(
                 HelmState.WAITING,
                 f"helm-controller retries ({failures} of "

@@ -69,6 +69,8 @@ FAILED = ("False", "UpgradeFailed")
     pytest.param(hr(reset="t2", handled="t1"), "1.1.0", S.WAITING, id="reset-not-taken-up"),
     pytest.param(hr(reset="t2", handled="t2"), "1.1.0", S.RELEASED, id="reset-taken-up"),
     pytest.param(hr(ready=FAILED, upgrade_failures=1), "1.1.0", S.FAILED, id="no-retries"),
+    pytest.param(hr(ready=FAILED, upgrade_failures=0, upgrade_retries=2), "1.1.0", S.FAILED,
+                 id="failure-its-remediation-does-not-count"),
     pytest.param(hr(ready=FAILED, upgrade_failures=1, upgrade_retries=2), "1.1.0", S.WAITING,
                  id="first-of-three-attempts"),
     pytest.param(hr(ready=FAILED, upgrade_failures=2, upgrade_retries=2), "1.1.0", S.WAITING,
