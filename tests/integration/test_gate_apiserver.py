@@ -376,3 +376,55 @@ def test_with_the_webhook_down_managed_changes_fail_unmanaged_pass(gate: Gate, n
         assert get(sb, HR, ns, "plain")["spec"]["chart"]["spec"]["version"] == "2.0.0"
     finally:
         gate.webhook.start()
+
+
+# --- issue 8: approvals, bypasses and Flux's applies ------------------------------------
+
+
+def test_an_approval_bound_to_no_request_approves_nothing(gate: Gate, ns: str) -> None:
+    sb = gate.sandbox
+    held = notes(held_release(gate, ns))[ann.HELD]
+    # a bare identity (as written before approvals were bound to a request)
+    sb.kubectl("annotate", HR, "my-app", "-n", ns, AS_OPERATOR, f"{ann.APPROVED}={held}")
+    result = flux_apply(sb, helm_release(ns, "12.5.0"))
+    assert "FluxUp holds my-app 12.5.0" in result.stderr
+    obj = get(sb, HR, ns)
+    assert obj["spec"]["suspend"] is True
+    assert notes(obj)[ann.HELD] == held
+
+
+def test_a_git_manifest_saying_suspend_false_is_held_not_denied(gate: Gate, ns: str) -> None:
+    sb = gate.sandbox
+    held_release(gate, ns)
+    manifest = helm_release(ns, "12.5.0")
+    manifest["spec"]["suspend"] = False
+    for _ in range(2):  # every Flux apply during the hold succeeds and stays held
+        result = flux_apply(sb, manifest)
+        assert result.returncode == 0
+        assert "FluxUp holds my-app 12.5.0" in result.stderr
+        assert get(sb, HR, ns)["spec"]["suspend"] is True
+    denied = sb.kubectl("patch", HR, "my-app", "-n", ns, "--type=merge",
+                        "-p", '{"spec":{"suspend":false}}', check=False)
+    assert denied.returncode != 0  # a person's un-suspend is still refused
+    assert "is held by FluxUp at 12.5.0" in denied.stderr
+
+
+def test_a_bypass_left_on_the_release_holds_the_next_version(gate: Gate, ns: str) -> None:
+    sb = gate.sandbox
+    held_release(gate, ns)
+    bypass = {"metadata": {"annotations": {ann.BYPASS: "INC-42 restore service"}},
+              "spec": {"suspend": False}}
+    sb.kubectl("patch", HR, "my-app", "-n", ns, "--type=merge", "-p", json.dumps(bypass))
+    bound = json.loads(notes(get(sb, HR, ns))[ann.BYPASSED])
+    assert (bound["identity"]["chart"], bound["used"]) == ("12.5.0", True)
+    # Flux applies the next version; the bypass is still on the object
+    result = flux_apply(sb, helm_release(ns, "12.6.0"))
+    assert "FluxUp holds my-app 12.6.0" in result.stderr
+    assert "covers only 12.5.0, not 12.6.0" in result.stderr
+    obj = get(sb, HR, ns)
+    assert obj["spec"]["suspend"] is True
+    assert json.loads(notes(obj)[ann.BYPASSED]) == bound
+    denied = sb.kubectl("patch", HR, "my-app", "-n", ns, "--type=merge",
+                        "-p", '{"spec":{"suspend":false}}', check=False)
+    assert denied.returncode != 0
+    assert "is held by FluxUp at 12.6.0" in denied.stderr

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,8 @@ from fluxup.sandbox.seed import DemoApp
 from fluxup.sandbox.stack import Stack
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.full]
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _get(sb: Sandbox, kind: str, ns: str, name: str | None = None,
@@ -420,3 +425,49 @@ def test_emergency_bypass_is_allowed_and_audited(stack: Stack, fleet: Fleet) -> 
     hr = _get(sb, "helmrelease", app.namespace, app.name)
     assert hr["metadata"]["annotations"]["fluxup.dev/bypass-recorded"] == \
         "INC-7 outage, restore now"
+
+
+def test_deleting_the_managedapp_releases_its_hold_and_lets_go(
+    stack: Stack, fleet: Fleet
+) -> None:
+    """Issue 8: a deleted ManagedApp used to leave its release labelled and held forever.
+    Its finalizer now removes FluxUp's marks and releases the hold; Flux then applies
+    what Git says without FluxUp."""
+    sb = stack.sandbox
+    app = DemoApp(f"letgo-{secrets.token_hex(3)}", f"letgo-{secrets.token_hex(3)}")
+    _managed_app(stack, fleet, app)
+    assert "fluxup.dev/managedapp" in _get(sb, "managedapp", app.namespace,
+                                           app.name)["metadata"]["finalizers"]
+    sb.kubectl("patch", "managedapp", app.name, "-n", app.namespace, "--type=merge",
+               "-p", '{"spec": {"suspend": true}}')  # held changes get no request
+    _bump(fleet, app, "1.1.0")
+    wait_until("the gate to hold 1.1.0", lambda: (
+        _get(sb, "helmrelease", app.namespace, app.name) or {}).get("spec", {}).get("suspend"),
+        120)
+    assert not (_get(sb, "upgraderequest", app.namespace) or {}).get("items")
+    sb.kubectl("delete", "managedapp", app.name, "-n", app.namespace, "--wait=true",
+               "--timeout=60s")
+    hr = _get(sb, "helmrelease", app.namespace, app.name)
+    assert "fluxup.dev/managed-app" not in hr["metadata"].get("labels", {})
+    notes = hr["metadata"].get("annotations", {})
+    assert not [n for n in notes if n.startswith("fluxup.dev/")], notes
+    assert hr["spec"].get("suspend") is not True
+    fleet.sync(app.name)
+    fleet.wait_released(app, "1.1.0")  # nothing holds it any more
+
+
+def test_the_operator_refuses_to_start_as_a_user_the_gate_does_not_trust(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """Issue 8: the gate's trusted identity was only a string. The operator learns its
+    username with a SelfSubjectReview and refuses to start on a mismatch."""
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path),
+           "FLUXUP_KUBECONFIG": str(stack.work / "operator.kubeconfig"),
+           "FLUXUP_WORK_DIR": str(tmp_path / "work"), "FLUXUP_METRICS_ADDRESS": "",
+           "FLUXUP_OPERATOR_USERNAME": "system:serviceaccount:fluxup-system:prod-fluxup"}
+    result = subprocess.run([sys.executable, "-m", "fluxup", "operator"], env=env,
+                            capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert ("acts as 'system:serviceaccount:fluxup-system:fluxup-operator', but "
+            "FLUXUP_OPERATOR_USERNAME") in result.stderr
+    assert "system:serviceaccount:fluxup-system:prod-fluxup" in result.stderr
