@@ -32,8 +32,10 @@ from fluxup.sandbox.controlplane import Sandbox
 from fluxup.sandbox.dex import Dex, DexUser, start_dex
 from fluxup.sandbox.fleet import Fleet
 from fluxup.sandbox.processes import free_port, wait_until
+from fluxup.sandbox.renovate import ensure_renovate
 from fluxup.sandbox.seed import DemoApp
 from fluxup.sandbox.stack import Stack
+from tests.integration.test_renovate_e2e import _scan
 from tests.integration.test_rollback_e2e import DATA, _migrate, _volume_dir, _write_known_bytes
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.full]
@@ -133,6 +135,9 @@ def ui(stack: Stack, fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> 
                                 or {})["status"]["pvcs"]]
     original = _write_known_bytes(sb, app.namespace, pvcs)
     work = tmp_path_factory.mktemp("ui")
+    # Renovate's scan (as the operator's schedule runs it) finds the app's newer charts
+    scanned = _scan(stack, fleet, ensure_renovate(), work / "scan")
+    assert "Renovate scanned" in scanned.stdout, scanned.stdout + scanned.stderr
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     viewer = DexUser("viewer", secrets.token_urlsafe(12), (VIEWERS,))
@@ -238,6 +243,10 @@ def test_viewer_sees_the_app_but_cannot_upgrade(ui: UI, browser: Any, stack: Sta
         _login(ui, page, ui.viewer)
         inbox = page.locator("main").inner_text()
         assert f"{app.namespace}/{app.name}" in inbox, inbox
+        # the scan's updates of this app, with their versions, in the inbox
+        updates = page.locator(f"tr.update:has(a[href='/apps/{app.namespace}/{app.name}'])")
+        offered = updates.locator("td strong").all_inner_texts()
+        assert "1.2.0" in offered, inbox  # the chart's newest minor (1.0.0 runs)
         _shot(ui, page, "inbox-viewer")
         page.locator(f"a[href='/apps/{app.namespace}/{app.name}']").first.click()
         page.wait_for_url(f"{ui.url}/apps/{app.namespace}/{app.name}")
