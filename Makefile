@@ -53,7 +53,7 @@ lint: venv
 test: build lint renovate
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-demo: build
+demo: build renovate
 	$(BIN)/fluxup demo --dir $(SANDBOX_DIR)
 
 demo-down: venv

@@ -2,9 +2,10 @@
 
 Brings up the full sandbox (real Flux, KWOK nodes, CSI snapshots, a Git server), starts
 FluxUp (webhook + operator under its shipped RBAC), puts the seeded ``demo-helm`` app
-under management, writes known bytes into its volumes (the app's data), then does what a
-developer does: pushes a chart version bump to Git. It prints every step as it happens —
-Flux applies, the gate holds, FluxUp snapshots the volumes, releases, helm-controller
+under management, runs the real Renovate (``fluxup scan``) and prints the updates it
+found, writes known bytes into its volumes (the app's data), then does what a developer
+does: pushes a chart version bump to Git. It prints every step as it happens — Flux
+applies, the gate holds, FluxUp snapshots the volumes, releases, helm-controller
 upgrades — then plays the new version's one-way migration (it overwrites the data) and
 rolls back with one RollbackRequest: the volumes come back from the snapshots byte for
 byte and Git is reverted. Everything keeps running for a look around with kubectl.
@@ -13,6 +14,7 @@ byte and Git is reverted. Everything keeps running for a look around with kubect
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,8 +26,9 @@ from fluxup.sandbox.cluster import csi_state_dir
 from fluxup.sandbox.controlplane import Sandbox, up
 from fluxup.sandbox.fleet import Fleet
 from fluxup.sandbox.processes import wait_until
-from fluxup.sandbox.seed import DEMO_APPS
-from fluxup.sandbox.stack import start_stack
+from fluxup.sandbox.renovate import ensure_renovate, scan_env
+from fluxup.sandbox.seed import DEMO_APPS, DemoApp
+from fluxup.sandbox.stack import Stack, start_stack
 
 __all__ = ["run_demo"]
 
@@ -63,6 +66,7 @@ def run_demo(directory: Path, out: TextIO = sys.stdout) -> int:
     current = managed["status"]["currentVersion"]
     pvcs = ", ".join(p["name"] for p in managed["status"]["pvcs"])
     say(f"FluxUp manages {app.namespace}/{app.name}: chart {current}, PVCs {pvcs}")
+    _scan(sb, stack, fleet, app, say)
     later = [v for v in VERSIONS if VERSIONS.index(v) > VERSIONS.index(current)] \
         if current in VERSIONS else []
     if not later:
@@ -120,6 +124,24 @@ Run `make demo` again for another round.""", file=out, flush=True)
 
 
 DATA_FILE = "demo-data.txt"
+
+
+def _scan(sb: Sandbox, stack: Stack, fleet: Fleet, app: DemoApp, say: Any) -> None:
+    """Run the real Renovate (lookup only) through ``fluxup scan`` as the operator's
+    ServiceAccount and print what it found for ``app``."""
+    say("running Renovate 44 in lookup mode over the fleet repository (fluxup scan) ...")
+    env = scan_env(ensure_renovate(), stack.work / "operator.kubeconfig",
+                   sb.dir / "scan-work", fleet.registry_host)
+    proc = subprocess.run([sys.executable, "-m", "fluxup", "scan"], env=env, text=True,
+                          capture_output=True, timeout=300, check=False)
+    if proc.returncode != 0:
+        say(f"the scan did not fully succeed (exit {proc.returncode}): "
+            f"{(proc.stdout + proc.stderr).strip()[-500:]}")
+    status = _get(sb, "managedapp", app.name, "-n", app.namespace).get("status") or {}
+    found = ", ".join(f"{u.get('source')} {u.get('version')} ({u.get('type')})"
+                      for u in status.get("availableUpdates") or [])
+    say(f"Renovate found for {app.name}: {found or 'no updates'}; "
+        f"availableUpdate {((status.get('availableUpdate') or {}).get('version'))}")
 
 
 def _volume_dir(sb: Sandbox, namespace: str, pvc: str) -> Path:

@@ -27,7 +27,9 @@ from pathlib import Path
 from fluxup.errors import SandboxError
 from fluxup.sandbox.gobuild import cache_root
 
-__all__ = ["NODE_VERSION", "RENOVATE_VERSION", "RenovateInstall", "ensure_renovate"]
+__all__ = [
+    "NODE_VERSION", "RENOVATE_VERSION", "RenovateInstall", "ensure_renovate", "scan_env",
+]
 
 #: Measured working versions (Renovate 44 requires node ^24.11.0).
 NODE_VERSION = "24.21.0"
@@ -100,3 +102,22 @@ def ensure_renovate(root: Path | None = None, *, verbose: bool = False) -> Renov
             raise SandboxError(f"renovate@{RENOVATE_VERSION} has no {renovate_js}")
         (renovate_dir / ".complete").touch()
     return RenovateInstall(node=node, renovate_js=renovate_js)
+
+
+def scan_env(install: RenovateInstall, kubeconfig: Path, work: Path,
+             registry_host: str) -> dict[str, str]:
+    """The environment of ``fluxup scan`` on the sandbox: acting through ``kubeconfig``
+    (the operator's ServiceAccount), Renovate from ``install``, the sandbox's plain-HTTP
+    registry allowed, loopback hosts treated as internal."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLUXUP_")}
+    env.update({
+        "FLUXUP_KUBECONFIG": str(kubeconfig),
+        "KUBECONFIG": str(kubeconfig),
+        "FLUXUP_WORK_DIR": str(work),
+        "FLUXUP_RENOVATE_NODE": str(install.node),
+        "FLUXUP_RENOVATE_JS": str(install.renovate_js),
+        "FLUXUP_RENOVATE_INSECURE_REGISTRIES": registry_host,
+        "FLUXUP_RENOVATE_INTERNAL_HOSTS": "127.0.0.1",
+        "FLUXUP_RENOVATE_TIMEOUT_SECONDS": "180",
+    })
+    return env

@@ -13,7 +13,6 @@ what was known is kept and the condition names the registry. Renovate must never
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from fluxup.errors import SandboxError
 from fluxup.sandbox.fleet import Fleet
 from fluxup.sandbox.processes import stop_process, wait_until
 from fluxup.sandbox.registry import DEMO_IMAGE_REPO, start_registry
-from fluxup.sandbox.renovate import RenovateInstall, ensure_renovate
+from fluxup.sandbox.renovate import RenovateInstall, ensure_renovate, scan_env
 from fluxup.sandbox.seed import DemoApp
 from fluxup.sandbox.stack import Stack
 
@@ -106,17 +105,7 @@ def apps(stack: Stack, fleet: Fleet) -> dict[str, DemoApp]:
 def _scan(stack: Stack, fleet: Fleet, renovate: RenovateInstall,
           work: Path) -> subprocess.CompletedProcess[str]:
     """``fluxup scan`` as the operator's ServiceAccount (its shipped RBAC)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLUXUP_")}
-    env.update({
-        "FLUXUP_KUBECONFIG": str(stack.work / "operator.kubeconfig"),
-        "KUBECONFIG": str(stack.work / "operator.kubeconfig"),
-        "FLUXUP_WORK_DIR": str(work),
-        "FLUXUP_RENOVATE_NODE": str(renovate.node),
-        "FLUXUP_RENOVATE_JS": str(renovate.renovate_js),
-        "FLUXUP_RENOVATE_INSECURE_REGISTRIES": fleet.registry_host,
-        "FLUXUP_RENOVATE_INTERNAL_HOSTS": "127.0.0.1",
-        "FLUXUP_RENOVATE_TIMEOUT_SECONDS": "180",
-    })
+    env = scan_env(renovate, stack.work / "operator.kubeconfig", work, fleet.registry_host)
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "fluxup", "scan"], env=env, text=True,
                           capture_output=True, timeout=240)
