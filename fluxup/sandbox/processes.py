@@ -112,14 +112,30 @@ def stop_process(pid: int, token: str, grace: float = 10.0) -> bool:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
+    # wait for the whole group, not only the wrapper: the shell dies of SIGTERM at once
+    # while the program may still be shutting down (holding its ports)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and is_ours(pid, token):
+    while time.monotonic() < deadline and _group_alive(pid):
         _reap(pid)
         time.sleep(0.1)
-    if is_ours(pid, token):
+    if _group_alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and _group_alive(pid):
+            _reap(pid)
+            time.sleep(0.05)
     _reap(pid)
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
     return True
 
 

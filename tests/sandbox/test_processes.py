@@ -8,6 +8,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from fluxup.errors import SandboxError
 from fluxup.sandbox.processes import is_ours, start_process, stop_process, wait_until
 
@@ -65,3 +67,13 @@ def test_identity_needs_the_token_and_stop_ends_the_whole_group(tmp_path: Path) 
         os.kill(child, signal.SIGKILL)
         raise AssertionError("the program's child outlived stop_process")
     assert not stop_process(pid, "tok-c")  # gone: nothing to stop, nothing signalled
+
+
+def test_stop_waits_for_a_program_that_shuts_down_slowly(tmp_path: Path) -> None:
+    """The wrapper shell dies of SIGTERM at once; the program (here: one second of
+    shutdown, as the operator closing its ports) must be gone too when stop returns."""
+    slow = "trap 'sleep 1; exit 0' TERM; while :; do sleep 0.1; done"
+    pid = start_process("slow", ["sh", "-c", slow], tmp_path, "tok-s")
+    assert stop_process(pid, "tok-s", grace=5)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pid, 0)
