@@ -24,7 +24,9 @@ from typing import TypeVar
 
 from fluxup.errors import SandboxError
 
-__all__ = ["free_port", "is_ours", "start_process", "stop_process", "wait_until"]
+__all__ = [
+    "free_port", "group_alive", "is_ours", "start_process", "stop_process", "wait_until",
+]
 
 TOKEN_ENV = "FLUXUP_SANDBOX_TOKEN"
 T = TypeVar("T")
@@ -115,28 +117,31 @@ def stop_process(pid: int, token: str, grace: float = 10.0) -> bool:
     # wait for the whole group, not only the wrapper: the shell dies of SIGTERM at once
     # while the program may still be shutting down (holding its ports)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _group_alive(pid):
+    while time.monotonic() < deadline and group_alive(pid):
         _reap(pid)
         time.sleep(0.1)
-    if _group_alive(pid):
+    if group_alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and _group_alive(pid):
+        while time.monotonic() < deadline and group_alive(pid):
             _reap(pid)
             time.sleep(0.05)
     _reap(pid)
     return True
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def group_alive(pgid: int) -> bool:
+    """True while any process of group ``pgid`` is alive (zombies, which only wait to be
+    reaped, do not count)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
 
 
 def _reap(pid: int) -> None:

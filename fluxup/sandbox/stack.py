@@ -24,7 +24,13 @@ from ruamel.yaml import YAML
 
 from certs.files import CertFiles, ensure_cert_files
 from fluxup.sandbox.controlplane import Sandbox, start_component
-from fluxup.sandbox.processes import free_port, is_ours, stop_process, wait_until
+from fluxup.sandbox.processes import (
+    free_port,
+    group_alive,
+    is_ours,
+    stop_process,
+    wait_until,
+)
 from webhook.local import build_local_configurations, parse_request_counts
 
 __all__ = ["OPERATOR_USER", "REPO", "Stack", "start_stack"]
@@ -118,7 +124,7 @@ class Stack:
         pid = self.sandbox.pids.get("fluxup-operator")
         if pid and is_ours(pid, self.sandbox.token):
             os.killpg(pid, signal.SIGKILL)
-            wait_until("the operator to die", lambda: not is_ours(pid, self.sandbox.token), 10)
+            wait_until("the operator to die", lambda: not group_alive(pid), 10)
 
     def operator_log_tail(self, chars: int = 4000) -> str:
         return self.operator_log.read_text(errors="replace")[-chars:]
