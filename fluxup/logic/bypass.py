@@ -113,9 +113,12 @@ def determine_binding(
 
 
 def covers(binding: str | None, desired: Identity) -> bool:
-    """The binding lets ``desired`` through."""
+    """The binding lets ``desired`` through: only a bypass a person used for exactly that
+    identity. An unused binding (a bypass that came with Flux's apply) recorded what ran
+    then; once something else ran, letting that identity back in would be a change
+    without snapshots, so it never covers anything."""
     parsed = parse_binding(binding)
-    return parsed is not None and parsed.identity == desired
+    return parsed is not None and parsed.used and parsed.identity == desired
 
 
 class BypassAction(StrEnum):
