@@ -35,10 +35,12 @@ system-deps:
 	@systemctl disable --now docker-registry >/dev/null 2>&1 || true
 
 # The sandbox cluster's Go binaries, then the tools the tests use (Helm renders the chart,
-# Dex is the OpenID provider the UI logs in through).
+# Dex is the OpenID provider the UI logs in through, Gitea serves the REST API the Gitea
+# Git backend is tested against).
 build: venv system-deps
 	$(BIN)/fluxup sandbox build
 	$(BIN)/fluxup sandbox build helm dex
+	$(BIN)/fluxup sandbox build gitea
 
 # Node 24 + Renovate 44 from the npm registry (FluxUp runs Renovate for update detection),
 # cached under ~/.cache/fluxup by version: about 2 minutes once, then instant.

@@ -14,6 +14,7 @@ __all__ = [
     "COMPONENTS",
     "DEX_VERSION",
     "FLUX_VERSIONS",
+    "GITEA_VERSION",
     "KUBERNETES_VERSION",
     "KWOK_VERSION",
     "PROVISIONER_VERSION",
@@ -51,6 +52,8 @@ HELM_VERSION = "v4.2.2"
 #: api/v2 v2.4.0 lacks its new types); v2.45.1's api/v2 code is exactly v2.4.0's. The web
 #: templates are embedded (``web/``), so the binary is complete.
 DEX_VERSION = "v0.0.0-20260303133905-11d2eeb52b42"
+#: Gitea server for testing the Gitea Git backend against the real REST API.
+GITEA_VERSION = "v1.27.3"
 
 
 def _k8s_version_ldflags(version: str) -> tuple[str, ...]:
@@ -72,7 +75,10 @@ class GoComponent:
     """One family of binaries built from one published Go module.
 
     ``packages`` maps binary name to Go package path. ``extra_requires`` pins sibling
-    modules whose published version the upstream go.mod lists too old.
+    modules whose published version the upstream go.mod lists too old. ``source`` is the
+    path the module proxy serves the module under when its go.mod declares another one
+    (``module``): the wrapper then requires ``module`` and replaces it with
+    ``source@version``, as for a fork.
     """
 
     name: str
@@ -83,6 +89,7 @@ class GoComponent:
     extra_requires: tuple[str, ...] = ()
     cgo: bool = False
     data_modules: tuple[str, ...] = field(default=())
+    source: str = ""
 
     @property
     def key(self) -> str:
@@ -90,7 +97,7 @@ class GoComponent:
         import hashlib
 
         text = repr((self.module, self.version, sorted(self.packages.items()), self.ldflags,
-                     self.extra_requires, self.cgo))
+                     self.extra_requires, self.cgo, *((self.source,) if self.source else ())))
         return f"{self.version}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
@@ -163,7 +170,9 @@ COMPONENTS: tuple[GoComponent, ...] = (
 
 #: Tools built on demand only (not part of the sandbox cluster, so `sandbox up` never
 #: builds them): Helm's CLI renders FluxUp's own chart in tests/integration/test_chart.py;
-#: Dex is the OIDC provider the UI tests log in with (fluxup/sandbox/dex.py).
+#: Dex is the OIDC provider the UI tests log in with (fluxup/sandbox/dex.py);
+#: Gitea serves the real REST API the Gitea Git backend is tested against
+#: (tests/adapters/test_gitea_real.py, through :mod:`fluxup.sandbox.gitea`).
 TOOLS: tuple[GoComponent, ...] = (
     GoComponent(
         name="helm",
@@ -177,6 +186,19 @@ TOOLS: tuple[GoComponent, ...] = (
         version=DEX_VERSION,
         packages={"dex": "github.com/dexidp/dex/cmd/dex"},
     ),
+    # Gitea's go.mod declares `module gitea.dev`, whose zips the proxy refuses; the same
+    # tree is served as code.gitea.io/gitea. No build tags: without `sqlite_mattn` it uses
+    # the pure-Go modernc SQLite driver (no cgo), and without `bindata` it reads templates
+    # and options from its module directory (see fluxup.sandbox.gitea). No web assets are
+    # built (no npm): the REST API does not need them.
+    GoComponent(
+        name="gitea",
+        module="gitea.dev",
+        source="code.gitea.io/gitea",
+        version=GITEA_VERSION,
+        packages={"gitea": "gitea.dev"},
+        ldflags=(f"-X main.Version={GITEA_VERSION.lstrip('v')}",),
+    ),
 )
 
 
@@ -185,4 +207,5 @@ def component(name: str) -> GoComponent:
     for comp in (*COMPONENTS, *TOOLS):
         if comp.name == name:
             return comp
-    raise KeyError(f"unknown sandbox component {name!r}; known: {[c.name for c in COMPONENTS]}")
+    known = [c.name for c in (*COMPONENTS, *TOOLS)]
+    raise KeyError(f"unknown sandbox component {name!r}; known: {known}")

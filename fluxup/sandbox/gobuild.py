@@ -3,7 +3,8 @@
 Called by ``fluxup sandbox build`` (and by ``sandbox up`` for anything missing). For
 each :class:`~fluxup.sandbox.components.GoComponent` it writes a small wrapper module
 (``go mod init`` + the upstream module's non-local ``replace``/``exclude`` lines; the
-Kubernetes staging replaces are mapped to their published ``v0.X.Y`` tags), then runs
+Kubernetes staging replaces are mapped to their published ``v0.X.Y`` tags; a module served
+under another path than its go.mod declares is replaced by that path), then runs
 ``go build``. Binaries land in ``<cache>/bin/<name>-<key>/`` and a ``.complete``
 marker makes later runs skip the build. Nothing is ever cloned: everything comes
 through the Go module proxy.
@@ -68,10 +69,17 @@ def module_dir(module: str, version: str) -> Path:
 
 
 def _upstream_gomod(comp: GoComponent, env: dict[str, str], cwd: Path) -> dict[str, Any]:
-    out = _go(["mod", "download", "-json", f"{comp.module}@{comp.version}"], cwd, env)
+    """The upstream go.mod, parsed; its go.sum is copied into the wrapper ``cwd``, so that
+    modules the checksum database does not know (Gitea's ``gitea.dev/sdk``) verify
+    against the hashes upstream recorded."""
+    served = comp.source or comp.module
+    out = _go(["mod", "download", "-json", f"{served}@{comp.version}"], cwd, env)
     info = json.loads(out)
     if info.get("Error"):
-        raise SandboxError(f"cannot download {comp.module}@{comp.version}: {info['Error']}")
+        raise SandboxError(f"cannot download {served}@{comp.version}: {info['Error']}")
+    upstream_sum = Path(info["Dir"]) / "go.sum"
+    if upstream_sum.is_file():
+        (cwd / "go.sum").write_bytes(upstream_sum.read_bytes())
     parsed: dict[str, Any] = json.loads(_go(["mod", "edit", "-json", info["GoMod"]], cwd, env))
     return parsed
 
@@ -159,6 +167,8 @@ def ensure_built(comp: GoComponent, out: TextIO = sys.stdout) -> Path:
     _go(["mod", "init", f"local/wrap-{comp.name}"], work, env)
     gomod = _upstream_gomod(comp, env, work)
     edits = _replace_args(comp, gomod)
+    if comp.source:
+        edits.append(f"-replace={comp.module}={comp.source}@{comp.version}")
     edits.append(f"-require={comp.module}@{comp.version}")
     edits += [f"-require={req}" for req in comp.extra_requires]
     _go(["mod", "edit", *edits], work, env)

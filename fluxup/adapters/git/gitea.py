@@ -19,8 +19,11 @@ changed to its content before the commit, provided nobody changed the file since
 is stricter than ``git revert``'s line merge, and never silently drops anyone's edit.
 
 The token goes in the ``Authorization`` header only; it never appears in URLs, logs or
-exception messages. Tests run against an ``httpx.MockTransport`` implementing these
-endpoints' documented shapes, because no Gitea server runs on the build machine.
+exception messages. A 401 is :class:`~fluxup.errors.GitAuthError`, a 403 (missing scope,
+protected branch) :class:`~fluxup.errors.PushRejectedError`: both permanent refusals.
+
+Tested against a real Gitea server (``tests/adapters/test_gitea_real.py``, built from
+its published Go module, see :mod:`fluxup.sandbox.gitea`).
 """
 
 from __future__ import annotations
@@ -185,23 +188,20 @@ class GiteaBackend:
         seen = 0
         page = 1
         while seen < limit:
-            commits = await self._json(
-                "GET",
-                "/commits",
-                params={
-                    "sha": self._branch,
-                    "limit": size,
-                    "page": page,
-                    "stat": "false",
-                    "verification": "false",
-                    "files": "false",
-                },
-            )
+            params = {"sha": self._branch, "limit": size, "page": page, "stat": "false",
+                      "verification": "false", "files": "false"}
+            response = await self._send("GET", "/commits", params=params)
+            if response.status_code >= 300:
+                raise self._error("GET", "/commits", response)
+            commits = _json_body(response, "/commits")
             for commit in commits[: limit - seen]:
                 if message_has_trailer(commit["commit"]["message"], trailer_key, trailer_value):
                     return str(commit["sha"])
             seen += len(commits)
-            if len(commits) < size:
+            # A short page is not the end: the server caps pages at its COMMITS_RANGE_SIZE
+            # and MAX_RESPONSE_ITEMS, which may be below ``size`` (and pages by the capped
+            # size); X-HasMore says whether more follow (an empty page, if it is missing).
+            if not commits or response.headers.get("X-HasMore", "").lower() == "false":
                 break
             page += 1
         return None
@@ -317,7 +317,10 @@ class GiteaBackend:
         if response.status_code in (200, 201):
             return str(response.json()["commit"]["sha"])
         detail = self._detail(response)
-        if response.status_code == 409 or (response.status_code == 422 and "sha" in detail.lower()):
+        lost_race = ("sha does not match", "already exists")  # a blob changed or appeared
+        if response.status_code == 409 or (
+            response.status_code == 422 and any(m in detail.lower() for m in lost_race)
+        ):
             return None
         if response.status_code in (401, 403):
             raise PushRejectedError(
@@ -332,10 +335,7 @@ class GiteaBackend:
         response = await self._send(method, url, **kwargs)
         if response.status_code >= 300:
             raise self._error(method, url, response)
-        try:
-            return response.json()
-        except ValueError:
-            raise GitError(f"Gitea {method} {url}: the answer is not JSON") from None
+        return _json_body(response, url)
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -353,6 +353,11 @@ class GiteaBackend:
                 f"{where}: Gitea refused FluxUp's token (HTTP 401); check the Git "
                 "credentials Secret"
             )
+        if response.status_code == 403:
+            return PushRejectedError(
+                f"{where}: HTTP 403 ({detail}); check the token's permissions (scopes) and "
+                "the branch protection"
+            )
         if response.status_code == 404:
             return GitNotFoundError(f"{where}: not found ({detail})")
         return GitError(f"{where}: HTTP {response.status_code}: {detail}")
@@ -367,6 +372,13 @@ class GiteaBackend:
 
     def _redact(self, text: str) -> str:
         return text.replace(self._token, "***")
+
+
+def _json_body(response: httpx.Response, url: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise GitError(f"Gitea {response.request.method} {url}: the answer is not JSON") from None
 
 
 def _text(blob: _Blob | None) -> str | None:
