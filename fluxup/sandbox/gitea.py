@@ -21,6 +21,7 @@ tokens are never logged.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import subprocess
 import urllib.error
@@ -96,7 +97,7 @@ def render_app_ini(
             "LOCAL_ROOT_URL": f"http://127.0.0.1:{port}/",
             "DISABLE_SSH": "true", "START_SSH_SERVER": "false", "OFFLINE_MODE": "true",
             "LFS_START_SERVER": "false", "APP_DATA_PATH": str(dir / "data"),
-            "STATIC_ROOT_PATH": str(static_root),
+            "STATIC_ROOT_PATH": str(static_root), "GRACEFUL_HAMMER_TIME": "3s",
         },
         "database": {"DB_TYPE": "sqlite3", "PATH": str(dir / "data" / "gitea.db"),
                      "SQLITE_JOURNAL_MODE": "WAL"},
@@ -179,9 +180,10 @@ def start_gitea(
     password = secrets.token_urlsafe(18)
     _cli(binary, dir, "admin", "user", "create", "--username", ADMIN, "--password", password,
          "--email", f"{ADMIN}@example.invalid", "--admin", "--must-change-password=false")
-    admin_token = _cli(binary, dir, "admin", "user", "generate-access-token", "--username",
-                       ADMIN, "--token-name", "sandbox", "--scopes", "all", "--raw").strip()
-    if not admin_token or any(c.isspace() for c in admin_token):
+    printed = _cli(binary, dir, "admin", "user", "generate-access-token", "--username",
+                   ADMIN, "--token-name", "sandbox", "--scopes", "all", "--raw").split()
+    admin_token = printed[-1] if printed else ""  # --raw prints the token alone, last
+    if not re.fullmatch(r"[0-9a-f]{40}", admin_token):
         raise SandboxError("gitea admin user generate-access-token printed no token")
     url = f"http://127.0.0.1:{port}"
     pid = start_process("gitea", [str(binary), "web"], log_dir, token, env=_env(dir), cwd=dir)

@@ -19,7 +19,7 @@ import logging
 import os
 import secrets
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,6 +148,7 @@ class Repo:
     name: str
     clone: Path
     transport: RaceTransport = field(default_factory=RaceTransport)  # the last backend's
+    backends: list[GiteaBackend] = field(default_factory=list)
 
     def push(self, changes: dict[str, str | None], message: str = "human edit") -> str:
         """Commit ``changes`` (None deletes) as the human on the newest main; push."""
@@ -174,15 +175,17 @@ class Repo:
     def backend(self, token: str | None = None, push_attempts: int = 5) -> GiteaBackend:
         server = self.forge.server
         self.transport = RaceTransport()
-        return GiteaBackend(
+        backend = GiteaBackend(
             base_url=server.url, owner=server.admin, repo=self.name, branch="main",
             token=self.forge.fluxup_token if token is None else token, author=AUTHOR,
             push_attempts=push_attempts, transport=self.transport,
         )
+        self.backends.append(backend)  # closed by the fixture, even when a test fails
+        return backend
 
 
 @pytest.fixture
-def repo(forge: Forge, request: pytest.FixtureRequest) -> Repo:
+async def repo(forge: Forge, request: pytest.FixtureRequest) -> AsyncIterator[Repo]:
     name = f"fleet-{request.node.name.removeprefix('test_')[:40]}-{secrets.token_hex(2)}"
     name = name.replace("_", "-")
     forge.api("POST", "/user/repos", json={"name": name, "private": True,
@@ -199,7 +202,10 @@ def repo(forge: Forge, request: pytest.FixtureRequest) -> Repo:
     git("add", "-A", cwd=clone)
     git("commit", "-q", "-m", "initial", cwd=clone)
     git("push", "-q", "origin", "main", cwd=clone)
-    return Repo(forge, name, clone)
+    made = Repo(forge, name, clone)
+    yield made
+    for backend in made.backends:
+        await backend.aclose()
 
 
 def show(clone: Path, ref: str, fmt: str) -> str:
@@ -238,7 +244,6 @@ async def test_reads_and_lists_with_paging(repo: Repo) -> None:
     assert all(r.headers["Authorization"] == f"token {token}"
                for r in repo.transport.requests)
     assert all(token not in str(r.url) for r in repo.transport.requests)
-    await backend.aclose()
 
 
 async def test_multi_file_bump_is_one_commit_with_fluxups_identity(repo: Repo) -> None:
@@ -270,7 +275,6 @@ async def test_multi_file_bump_is_one_commit_with_fluxups_identity(repo: Repo) -
     assert await backend.find_commit("Upgrade-Request", "apps/up-2") is None
     diff = await backend.diff_preview({"apps/redis/release.yaml": RELEASE})
     assert '-      version: "18.2.0"\n+      version: "18.1.0"\n' in diff
-    await backend.aclose()
 
 
 async def test_find_commit_pages_past_the_servers_page_size(repo: Repo) -> None:
@@ -286,7 +290,6 @@ async def test_find_commit_pages_past_the_servers_page_size(repo: Repo) -> None:
     assert await backend.find_commit("Upgrade-Request", "ns/old", limit=25) is None
     assert await backend.find_commit("Upgrade-Request", "ns/old", limit=500) == target
     assert await backend.find_commit("Upgrade-Request", "ns/never", limit=500) is None
-    await backend.aclose()
 
 
 async def test_human_push_to_another_file_in_between(repo: Repo) -> None:
@@ -302,7 +305,6 @@ async def test_human_push_to_another_file_in_between(repo: Repo) -> None:
     assert show(clone, "HEAD", "%H %P") == f"{result.sha} {human[0]}\n"
     assert (clone / "apps/web/deploy.yaml").read_text() == "kind: Raced\n"
     assert (clone / "apps/redis/release.yaml").read_text() == UPGRADE
-    await backend.aclose()
 
 
 async def test_human_push_to_the_same_file_is_retried(
@@ -321,7 +323,6 @@ async def test_human_push_to_the_same_file_is_retried(
     clone = repo.fresh_clone()
     assert show(clone, "HEAD", "%H %P") == f"{result.sha} {human[0]}\n"
     assert (clone / "apps/redis/release.yaml").read_text() == UPGRADE
-    await backend.aclose()
 
 
 async def test_human_creating_the_same_new_file_is_a_lost_race(repo: Repo) -> None:
@@ -331,7 +332,6 @@ async def test_human_creating_the_same_new_file_is_a_lost_race(repo: Repo) -> No
     assert result.created
     assert repo.transport.writes == 2
     assert (repo.fresh_clone() / "apps/redis/extra.yaml").read_text() == "x: 2\n"
-    await backend.aclose()
 
 
 async def test_human_making_the_same_change_in_between_commits_nothing(repo: Repo) -> None:
@@ -341,7 +341,6 @@ async def test_human_making_the_same_change_in_between_commits_nothing(repo: Rep
         lambda: human.append(repo.push({"apps/redis/release.yaml": UPGRADE}, "did it")))
     result = await backend.commit_files({"apps/redis/release.yaml": UPGRADE}, MESSAGE)
     assert (result.sha, result.created) == (human[0], False)
-    await backend.aclose()
 
 
 async def test_edit_of_a_stale_parent_conflicts(repo: Repo) -> None:
@@ -353,7 +352,6 @@ async def test_edit_of_a_stale_parent_conflicts(repo: Repo) -> None:
             {"apps/redis/release.yaml": UPGRADE}, MESSAGE, expected_parent=read.commit)
     assert repo.transport.writes == 0
     assert await backend.head() == human
-    await backend.aclose()
 
 
 async def test_branch_that_keeps_moving_is_a_rejection(repo: Repo) -> None:
@@ -364,7 +362,6 @@ async def test_branch_that_keeps_moving_is_a_rejection(repo: Repo) -> None:
     with pytest.raises(PushRejectedError, match="after 2 attempts"):
         await backend.commit_files({"apps/redis/release.yaml": UPGRADE}, MESSAGE)
     assert (repo.fresh_clone() / "apps/redis/release.yaml").read_text() == "# 1\n"
-    await backend.aclose()
 
 
 async def test_protected_branch_is_a_permanent_refusal(repo: Repo) -> None:
@@ -378,7 +375,6 @@ async def test_protected_branch_is_a_permanent_refusal(repo: Repo) -> None:
     assert "branch protection" in str(refused.value)
     assert repo.transport.writes == 1  # refused at once, not retried
     assert await backend.head() == before
-    await backend.aclose()
 
 
 async def test_bad_and_read_only_tokens_are_permanent_refusals(
@@ -391,19 +387,16 @@ async def test_bad_and_read_only_tokens_are_permanent_refusals(
         await bad.read_file("apps/redis/release.yaml")
     with pytest.raises(PushRejectedError) as rejected:
         await bad.commit_files({"apps/redis/release.yaml": UPGRADE}, MESSAGE)
-    await bad.aclose()
 
     read_only = repo.backend(token=repo.forge.read_only_token)
     assert (await read_only.read_file("apps/redis/release.yaml")).text == RELEASE
     with pytest.raises(PushRejectedError, match="HTTP 403") as scoped:
         await read_only.commit_files({"apps/redis/release.yaml": UPGRADE}, MESSAGE)
-    await read_only.aclose()
 
     # a token without any repository scope is refused on the first read: permanent too
     no_scope = repo.backend(token=_user_only_token(repo))
     with pytest.raises(PushRejectedError, match="HTTP 403"):
         await no_scope.head()
-    await no_scope.aclose()
 
     for text in (str(refused.value), str(rejected.value), str(scoped.value), caplog.text):
         for secret in (wrong, repo.forge.fluxup_token, repo.forge.read_only_token):
@@ -442,7 +435,6 @@ async def test_revert_restores_files_then_is_idempotent(repo: Repo) -> None:
 
     again = await backend.revert(upgrade.sha, revert_message)
     assert (again.sha, again.created) == (reverted.sha, False)
-    await backend.aclose()
 
 
 async def test_revert_conflict_and_refusals(repo: Repo) -> None:
@@ -457,4 +449,3 @@ async def test_revert_conflict_and_refusals(repo: Repo) -> None:
         await backend.revert(root, "revert")
     with pytest.raises(GitNotFoundError):
         await backend.revert("0" * 40, "revert")
-    await backend.aclose()
