@@ -36,6 +36,7 @@ from fluxup.errors import (
     PushRejectedError,
 )
 from fluxup.sandbox.gitea import GiteaServer, start_gitea
+from fluxup.sandbox.processes import wait_until
 
 RELEASE = 'kind: HelmRelease\nspec:\n  chart:\n    spec:\n      version: "18.1.0"\n'
 UPGRADE = RELEASE.replace("18.1.0", "18.2.0")
@@ -82,6 +83,12 @@ class Forge:
         )
         assert response.status_code < 300, f"{method} {path}: {response.text}"
         return response.json() if response.content else None
+
+    def branch_head(self, repo: str) -> str | None:
+        response = httpx.get(
+            f"{self.server.api}/repos/{self.server.admin}/{repo}/branches/main", timeout=30,
+            headers={"Authorization": f"token {self.server.admin_token}"})
+        return str(response.json()["commit"]["id"]) if response.status_code == 200 else None
 
     def clone_url(self, repo: str) -> str:
         s = self.server
@@ -202,6 +209,11 @@ async def repo(forge: Forge, request: pytest.FixtureRequest) -> AsyncIterator[Re
     git("add", "-A", cwd=clone)
     git("commit", "-q", "-m", "initial", cwd=clone)
     git("push", "-q", "origin", "main", cwd=clone)
+    # Gitea processes the first push into an empty repository in the background (until
+    # then the branch API answers 500): wait until it serves the pushed head
+    pushed = git("rev-parse", "HEAD", cwd=clone).strip()
+    wait_until(f"Gitea to serve {name}'s first push",
+               lambda: forge.branch_head(name) == pushed, 30, interval=0.1)
     made = Repo(forge, name, clone)
     yield made
     for backend in made.backends:
