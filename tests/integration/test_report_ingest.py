@@ -6,7 +6,8 @@ The operator side runs in the test process as the ``fluxup-operator`` ServiceAcc
 on a free port and called with httpx; senders are real ServiceAccounts, one bound to the
 shipped ``fluxup-report-sender`` ClusterRole, one not. The labelled-ConfigMap route runs
 one pass (:func:`~fluxup.reconcile.report_ingest.ingest_configmaps`) under the operator's
-Role in its namespace.
+Role in its namespace. The last test switches the endpoint on in the session's real
+operator process (``fluxup operator``) and posts to it.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ from fluxup.logic.report_intake import (
 from fluxup.reconcile.context import Context
 from fluxup.reconcile.report_ingest import ingest_configmaps
 from fluxup.sandbox.controlplane import Sandbox
+from fluxup.sandbox.processes import free_port
+from fluxup.sandbox.stack import Stack
 from fluxup.settings import Settings
 from webhook.tls import ReloadingTLS
 
@@ -232,3 +235,54 @@ async def test_labelled_configmap_is_ingested_once_under_the_operators_role(
     finally:
         sandbox.kubectl("delete", "configmap", name, "-n", "fluxup-system",
                         "--ignore-not-found", check=False)
+
+
+async def test_the_operator_process_serves_reports_and_reads_configmaps(
+        sandbox: Sandbox, senders: Senders, stack: Stack, tmp_path: Path) -> None:
+    """`fluxup operator` itself (the session's stack, as its ServiceAccount) with the
+    endpoint switched on: HTTPS, token and RBAC checks, and the ConfigMap poll."""
+    files, _ = ensure_cert_files(tmp_path / "certs", ["127.0.0.1", "localhost"])
+    port = free_port()
+    settings: dict[str, str | None] = {
+        "FLUXUP_REPORT_ADDRESS": f"127.0.0.1:{port}",
+        "FLUXUP_REPORT_CERT_FILE": str(files.cert),
+        "FLUXUP_REPORT_KEY_FILE": str(files.key),
+        "FLUXUP_REPORT_CONFIGMAP_INTERVAL_SECONDS": "1",
+    }
+    name = f"renovate-{secrets.token_hex(3)}"
+    verify = ssl.create_default_context(cafile=str(files.ca_bundle))
+    stack.restart_operator(settings)
+    try:
+        async with httpx.AsyncClient(base_url=f"https://127.0.0.1:{port}", verify=verify,
+                                     timeout=30) as http:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    if (await http.get("/healthz")).text == "ok":
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, stack.operator_log_tail()
+                await asyncio.sleep(0.5)
+            headers = {"Authorization": f"Bearer {senders.token(sandbox, 'stranger')}"}
+            response = await http.post(REPORT_PATH, json=report("1.5.0"), headers=headers,
+                                       params={"repository": senders.url})
+            assert response.status_code == 403, response.text
+            headers = {"Authorization": f"Bearer {senders.token(sandbox, 'sender')}"}
+            response = await http.post(REPORT_PATH, json=report("1.5.0"), headers=headers,
+                                       params={"repository": senders.url})
+            assert response.status_code == 200, response.text
+            assert _app(sandbox, senders)["status"]["availableUpdate"]["version"] == "1.5.0"
+        sandbox.kubectl("apply", "-n", "fluxup-system", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "labels": {REPORT_LABEL: "true"},
+                         "annotations": {REPOSITORY_ANNOTATION: senders.url}},
+            "data": {REPORT_KEY: json.dumps(report("1.6.0"))}}))
+        deadline = time.monotonic() + 60
+        while _app(sandbox, senders)["status"]["availableUpdate"]["version"] != "1.6.0":
+            assert time.monotonic() < deadline, stack.operator_log_tail()
+            await asyncio.sleep(0.5)
+    finally:
+        sandbox.kubectl("delete", "configmap", name, "-n", "fluxup-system",
+                        "--ignore-not-found", check=False)
+        stack.restart_operator(dict.fromkeys(settings))
