@@ -130,7 +130,10 @@ def main() -> int:
         env = dict(os.environ, FLUXUP_KUBECONFIG=str(sb.kubeconfig),
                    KUBECONFIG=str(sb.kubeconfig), FLUXUP_WORK_DIR=str(work),
                    FLUXUP_UI_ENABLED="true", FLUXUP_UI_AUTH="none",
-                   FLUXUP_UI_HOST="127.0.0.1", FLUXUP_UI_PORT=str(port))
+                   FLUXUP_UI_HOST="127.0.0.1", FLUXUP_UI_PORT=str(port),
+                   # it acts with the sandbox's admin certificate; the operator checks at
+                   # start-up that it is the user the gate trusts
+                   FLUXUP_OPERATOR_USERNAME="fluxup-sandbox-admin")
         log = open(work / "operator.log", "w")  # noqa: SIM115 - lives as long as the process
         operator = subprocess.Popen([sys.executable, "-m", "fluxup", "operator"], env=env,
                                     stdout=log, stderr=subprocess.STDOUT)
