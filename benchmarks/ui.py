@@ -112,7 +112,7 @@ def main() -> int:
     sb: Sandbox = up(directory, full=True)
     operator = None
     try:
-        sb.kubectl("apply", "--server-side", "--field-manager=fluxup-bench",
+        sb.kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=fluxup-bench",
                    *[f"--filename={p}" for p in sorted((REPO / "crds").glob("*.yaml"))
                      if p.name.startswith("fluxup.dev_")],
                    f"--filename={REPO / 'manifests/operator/ui-rbac.yaml'}")
