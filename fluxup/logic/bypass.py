@@ -25,9 +25,8 @@ from fluxup.logic.gate_values import annotations_of
 from fluxup.logic.identity import (
     GatedKind,
     Identity,
-    IdentityError,
     determine_deployed,
-    parse_identity,
+    parse_bound_identity,
 )
 
 __all__ = [
@@ -62,20 +61,10 @@ def build_binding(identity: Identity, used: bool) -> str:
 
 def parse_binding(text: str | None) -> Binding | None:
     """The binding in ``text``; ``None`` when absent or malformed (covers nothing)."""
-    if not text:
+    bound = parse_bound_identity(text, "used")
+    if bound is None or not isinstance(bound[1], bool):
         return None
-    try:
-        doc = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(doc, dict) or set(doc) != {"identity", "used"}:
-        return None
-    if not isinstance(doc["identity"], dict) or not isinstance(doc["used"], bool):
-        return None
-    try:
-        return Binding(parse_identity(json.dumps(doc["identity"])), doc["used"])
-    except IdentityError:
-        return None
+    return Binding(bound[0], bound[1])
 
 
 def bypass_reason(obj: object) -> str | None:

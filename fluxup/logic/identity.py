@@ -483,24 +483,32 @@ def build_approval(identity: Identity | str, request: str) -> str:
     return Approval(identity, request).to_json()
 
 
-def parse_approval(text: str | None) -> Approval | None:
-    """The approval in ``text``; ``None`` when absent or not bound to a request (a bare
-    identity, as written before approvals were bound, approves nothing)."""
+def parse_bound_identity(text: str | None, key: str) -> tuple[Identity, object] | None:
+    """``{"identity": …, key: …}`` in ``text`` as (identity, value of ``key``); ``None``
+    when absent, malformed or carrying other keys. Shared by approvals and bypass bindings."""
     if not text:
         return None
     try:
         doc = json.loads(text)
     except (ValueError, RecursionError):
         return None
-    if not isinstance(doc, dict) or set(doc) != {"identity", "request"}:
+    if not isinstance(doc, dict) or set(doc) != {"identity", key}:
         return None
-    if parse_request_ref(doc["request"]) is None or not isinstance(doc["identity"], dict):
+    if not isinstance(doc["identity"], dict):
         return None
     try:
-        identity = parse_identity(json.dumps(doc["identity"]))
+        return parse_identity(json.dumps(doc["identity"])), doc[key]
     except IdentityError:
         return None
-    return Approval(identity, doc["request"])
+
+
+def parse_approval(text: str | None) -> Approval | None:
+    """The approval in ``text``; ``None`` when absent or not bound to a request (a bare
+    identity, as written before approvals were bound, approves nothing)."""
+    bound = parse_bound_identity(text, "request")
+    if bound is None or not isinstance(bound[1], str) or parse_request_ref(bound[1]) is None:
+        return None
+    return Approval(bound[0], bound[1])
 
 
 def approval_of(obj: object) -> Approval | None:
