@@ -31,6 +31,7 @@ from fluxup.sandbox.processes import (
     is_ours,
     start_process,
     stop_process,
+    stop_strays,
     wait_until,
 )
 
@@ -297,13 +298,18 @@ def up(directory: Path, out: TextIO = sys.stdout, full: bool = False) -> Sandbox
 
 
 def down(directory: Path, out: TextIO = sys.stdout) -> list[str]:
-    """Stop every process the sandbox in ``directory`` started; delete nothing."""
+    """Stop every process the sandbox in ``directory`` started, then any process still
+    carrying its token (one that left its process group); delete nothing."""
     sb = load(directory.resolve())
     stopped = []
     for name, pid in reversed(list(sb.pids.items())):
         if stop_process(pid, sb.token):
             stopped.append(name)
             print(f"  stopped {name} (pid {pid})", file=out, flush=True)
+    strays = stop_strays(sb.token)
+    if strays:
+        print(f"  stopped {len(strays)} stray process(es) of this sandbox: "
+              f"{', '.join(map(str, strays))}", file=out, flush=True)
     sb.pids = {}
     sb.save()
     return stopped

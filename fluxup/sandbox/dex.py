@@ -8,6 +8,11 @@ password database: a real login form, bcrypt-hashed passwords, groups) and one
 confidential client whose redirect URI is the UI's ``/auth/callback``. Dex checks the
 PKCE verifier of every code that was requested with a challenge (FluxUp always sends one).
 It runs as a sandbox process, so ``fluxup sandbox down`` stops it with everything else.
+
+``fluxup demo`` starts it with ``tls=False``: plain HTTP on 127.0.0.1 only, so that a
+person's browser reaches the login form without a certificate warning (browsers treat
+loopback as a secure context; RFC 8252 allows loopback HTTP redirects). Nothing else
+listens beyond loopback, and the demo's users and client secret are made per run.
 """
 
 from __future__ import annotations
@@ -69,15 +74,21 @@ def _bcrypt(password: str) -> str:
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(BCRYPT_ROUNDS)).decode()
 
 
-def build_dex_config(issuer: str, listen: str, cert: Path, key: Path, client: DexClient,
-                     users: Sequence[DexUser]) -> dict[str, Any]:
-    """Dex's configuration (Dex reads JSON as YAML): in-memory storage, HTTPS only, the
-    password database with ``users``, one client, no consent screen."""
+def build_dex_config(issuer: str, listen: str, cert: Path | None, key: Path | None,
+                     client: DexClient, users: Sequence[DexUser]) -> dict[str, Any]:
+    """Dex's configuration (Dex reads JSON as YAML): in-memory storage, HTTPS only (plain
+    HTTP when ``cert`` and ``key`` are ``None``: the loopback demo), the password database
+    with ``users``, one client, no consent screen."""
+    if (cert is None) != (key is None):
+        raise ValueError("Dex needs both a certificate and a key, or neither (plain HTTP)")
+    web: dict[str, str] = {"http": listen}
+    if cert is not None and key is not None:
+        web = {"https": listen, "tlsCert": str(cert), "tlsKey": str(key),
+               "tlsMinVersion": "1.2"}
     return {
         "issuer": issuer,
         "storage": {"type": "memory"},
-        "web": {"https": listen, "tlsCert": str(cert), "tlsKey": str(key),
-                "tlsMinVersion": "1.2"},
+        "web": web,
         "logger": {"level": "info", "format": "text"},
         "oauth2": {"skipApprovalScreen": True, "responseTypes": ["code"]},
         "expiry": {"idTokens": "10m"},
@@ -120,7 +131,8 @@ class Dex:
 
     def discovery(self) -> dict[str, Any]:
         """Dex's published OpenID configuration (raises ``OSError`` until it serves)."""
-        context = ssl.create_default_context(cafile=str(self.ca_file))
+        context = ssl.create_default_context(cafile=str(self.ca_file)) \
+            if self.issuer.startswith("https://") else None
         with urllib.request.urlopen(self.issuer + "/.well-known/openid-configuration",
                                     context=context, timeout=5) as resp:
             parsed: dict[str, Any] = json.loads(resp.read())
@@ -139,11 +151,14 @@ def _serving_pair(sb: Sandbox) -> KeyPair:
 
 
 def start_dex(sb: Sandbox, work: Path, redirect_uris: Sequence[str],
-              users: Sequence[DexUser], out: TextIO = sys.stdout) -> Dex:
-    """Build Dex if needed, start it on a free port and wait until it serves discovery.
+              users: Sequence[DexUser], out: TextIO = sys.stdout, *, tls: bool = True,
+              port: int | None = None) -> Dex:
+    """Build Dex if needed, start it on ``port`` (default: a free one) and wait until it
+    serves discovery.
 
     The client secret is fresh for every start; TLS uses the sandbox CA
     (``sb.pki.ca_crt``), which is what the UI's ``FLUXUP_UI_OIDC_CA_FILE`` should name.
+    ``tls=False`` serves plain HTTP on 127.0.0.1 (the local demo's browser login).
     """
     binary = gobuild.ensure_built(component("dex"), out) / "dex"
     work.mkdir(parents=True, exist_ok=True)
@@ -152,11 +167,12 @@ def start_dex(sb: Sandbox, work: Path, redirect_uris: Sequence[str],
     cert.write_bytes(pair.cert_pem)
     key.touch(mode=0o600)
     key.write_bytes(pair.key_pem)
-    port = free_port()
+    port = port or free_port()
     sb.ports[PROCESS] = port
-    issuer = f"https://127.0.0.1:{port}/dex"
+    issuer = f"{'https' if tls else 'http'}://127.0.0.1:{port}/dex"
     client = DexClient("fluxup-ui", secrets.token_urlsafe(24), tuple(redirect_uris))
-    config = build_dex_config(issuer, f"127.0.0.1:{port}", cert, key, client, users)
+    config = build_dex_config(issuer, f"127.0.0.1:{port}", cert if tls else None,
+                              key if tls else None, client, users)
     config_path = work / "dex.json"
     config_path.touch(mode=0o600)  # holds the client secret and password hashes
     config_path.write_text(json.dumps(config, indent=1))

@@ -25,7 +25,8 @@ from typing import TypeVar
 from fluxup.errors import SandboxError
 
 __all__ = [
-    "free_port", "group_alive", "is_ours", "start_process", "stop_process", "wait_until",
+    "free_port", "group_alive", "is_ours", "start_process", "stop_process", "stop_strays",
+    "token_processes", "wait_until",
 ]
 
 TOKEN_ENV = "FLUXUP_SANDBOX_TOKEN"
@@ -142,6 +143,42 @@ def group_alive(pgid: int) -> bool:
         if fields[2] == str(pgid) and fields[0] != "Z":
             return True
     return False
+
+
+def token_processes(token: str) -> list[int]:
+    """Every live process carrying sandbox ``token`` in its environment: what the sandbox
+    started and anything those started, even a child that left its process group (its
+    own session), found through ``/proc/<pid>/environ`` (readable for our own processes)."""
+    needle = f"{TOKEN_ENV}={token}".encode()
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if needle not in environ.read_bytes().split(b"\0"):
+                continue
+            fields = (environ.parent / "stat").read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        if fields[0] != "Z":
+            found.append(int(environ.parent.name))
+    return sorted(found)
+
+
+def stop_strays(token: str, grace: float = 5.0) -> list[int]:
+    """SIGTERM, then SIGKILL, every process :func:`token_processes` finds; return them."""
+    strays = token_processes(token)
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        for pid in strays:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and token_processes(token):
+            for pid in strays:
+                _reap(pid)
+            time.sleep(0.1)
+        if not token_processes(token):
+            break
+        strays = sorted(set(strays) | set(token_processes(token)))
+    return strays
 
 
 def _reap(pid: int) -> None:

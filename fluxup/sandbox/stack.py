@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -153,8 +154,9 @@ class Stack:
 
 
 def start_stack(sb: Sandbox, work: Path, *, label: str | None = None,
-                out: TextIO = sys.stdout) -> Stack:
-    """Install FluxUp's CRDs and RBAC, start the webhook and the operator; return them."""
+                out: TextIO = sys.stdout, operator_env: Mapping[str, str] | None = None) -> Stack:
+    """Install FluxUp's CRDs and RBAC, start the webhook and the operator (with the extra
+    ``operator_env`` settings, e.g. the UI's); return them."""
     work.mkdir(parents=True, exist_ok=True)
     crds = sorted((REPO / "crds").glob("fluxup.dev_*.yaml"))
     sb.kubectl("apply", "--server-side", "--field-manager=fluxup-sandbox",
@@ -177,7 +179,7 @@ def start_stack(sb: Sandbox, work: Path, *, label: str | None = None,
         f"--operator-username={OPERATOR_USER}", "--cert-reload-interval=0.5",
         f"--kubeconfig={webhook_kubeconfig}",
     ], out)
-    stack = Stack(sb, label, port, work, [])
+    stack = Stack(sb, label, port, work, [], dict(operator_env or {}))
     wait_until("the FluxUp webhook", lambda: _ready(stack), 30,
                sb.logs / "fluxup-webhook.log")
     selector = None

@@ -3,13 +3,22 @@ the whole process group stopped."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
 from pathlib import Path
 
 from fluxup.errors import SandboxError
-from fluxup.sandbox.processes import group_alive, is_ours, start_process, stop_process, wait_until
+from fluxup.sandbox.processes import (
+    group_alive,
+    is_ours,
+    start_process,
+    stop_process,
+    stop_strays,
+    token_processes,
+    wait_until,
+)
 
 
 def _log(tmp_path: Path, name: str) -> str:
@@ -74,3 +83,28 @@ def test_stop_waits_for_a_program_that_shuts_down_slowly(tmp_path: Path) -> None
     pid = start_process("slow", ["sh", "-c", slow], tmp_path, "tok-s")
     assert stop_process(pid, "tok-s", grace=5)
     assert not group_alive(pid)  # nothing of the group still runs (or holds a port)
+
+
+def test_a_child_that_left_the_group_is_found_by_token_and_stopped(tmp_path: Path) -> None:
+    """A program's child in its own session survives a stop of the group; the token in
+    its environment still names it, and ``stop_strays`` ends it (``sandbox down`` does)."""
+    marker = tmp_path / "escaped-pid"
+    token = f"tok-{os.getpid()}-stray"
+    pid = start_process(
+        "escaper", ["sh", "-c", f"setsid sleep 300 & echo $! > {marker}; wait"], tmp_path,
+        token)
+    child = int(wait_until("the child's pid", lambda: marker.exists()
+                           and marker.read_text().strip(), 10))
+    try:
+        wait_until("the child in its own session", lambda: os.getsid(child) == child, 10)
+        assert stop_process(pid, token, grace=5)
+        os.kill(child, 0)  # still alive: it left the group stop_process ends
+        assert token_processes(token) == [child]
+        assert not stop_strays("tok-someone-else")
+        assert stop_strays(token, grace=5) == [child]
+        assert token_processes(token) == []
+        assert not Path(f"/proc/{child}").exists() or \
+            Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)

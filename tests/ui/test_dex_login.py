@@ -50,6 +50,17 @@ def test_config_hashes_passwords_and_serves_https_only(tmp_path: Path) -> None:
     assert "http" not in config["web"]  # HTTPS only
 
 
+def test_config_without_a_key_pair_serves_plain_http_for_the_loopback_demo(
+        tmp_path: Path) -> None:
+    client = DexClient("ui", "s3cret", ("http://127.0.0.1:1/auth/callback",))
+    config = build_dex_config("http://127.0.0.1:2/dex", "127.0.0.1:2", None, None, client,
+                              [USER])
+    assert config["web"] == {"http": "127.0.0.1:2"}
+    with pytest.raises(ValueError, match="both a certificate and a key"):
+        build_dex_config("https://127.0.0.1:2/dex", "127.0.0.1:2", tmp_path / "c", None,
+                         client, [USER])
+
+
 @pytest.fixture(scope="module")
 def ui_port() -> int:
     return free_port()
