@@ -7,7 +7,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 SANDBOX_DIR ?= .sandbox
+DEMO_DIR ?= .demo
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: venv system-deps build renovate lint test demo demo-down clean chart-sync
 
@@ -55,11 +57,14 @@ lint: venv
 test: build lint renovate
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# A fresh sandbox with FluxUp and its web UI; prints the UI's address, a login and a
+# walkthrough, and runs until Ctrl-C (which stops everything it started).
+# DEMO_ARGS=--story first plays the automated story; DEMO_ARGS=--detach returns at once.
 demo: build renovate
-	$(BIN)/fluxup demo --dir $(SANDBOX_DIR)
+	$(BIN)/fluxup demo --dir $(DEMO_DIR) $(DEMO_ARGS)
 
 demo-down: venv
-	$(BIN)/fluxup sandbox down --dir $(SANDBOX_DIR)
+	$(BIN)/fluxup sandbox down --dir $(DEMO_DIR)
 
 # The Helm chart keeps copies of manifests/ RBAC, webhook configurations and CRDs.
 chart-sync:

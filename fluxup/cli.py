@@ -68,7 +68,19 @@ def _sandbox_status(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from fluxup.sandbox.demo import run_demo
 
-    return run_demo(Path(args.dir))
+    return run_demo(Path(args.dir), story=args.story, detach=args.detach)
+
+
+def _demo_data(args: argparse.Namespace) -> int:
+    from fluxup.sandbox.controlplane import load
+    from fluxup.sandbox.demo import read_data, write_data
+
+    sb = load(Path(args.dir).resolve())
+    if args.write is not None:
+        write_data(sb, args.write)
+    for pvc, content in read_data(sb).items():
+        print(f"{pvc}: {content.decode(errors='replace').rstrip()}")
+    return 0
 
 
 def _operator(args: argparse.Namespace) -> int:
@@ -186,9 +198,23 @@ def build_parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="also start Flux, KWOK, the CSI stack and the Git server",
             )
-    demo = sub.add_parser("demo", help="run FluxUp's main job live on the local sandbox")
-    demo.add_argument("--dir", default=".sandbox", help="sandbox directory (default .sandbox)")
+    demo = sub.add_parser(
+        "demo", help="start FluxUp with its web UI on a fresh local sandbox and print a "
+        "walkthrough; runs until Ctrl-C, which stops everything it started")
+    demo.add_argument("--dir", default=".demo",
+                      help="the demo's directory (default .demo; wiped at start)")
+    demo.add_argument("--story", action="store_true",
+                      help="first play the automated upgrade-and-rollback story on a second app")
+    demo.add_argument("--detach", action="store_true",
+                      help="print the walkthrough and return, leaving everything running "
+                      "(`fluxup sandbox down --dir DIR` stops it)")
     demo.set_defaults(func=_demo)
+    dsub = demo.add_subparsers(dest="action")
+    data = dsub.add_parser("data", help="show (or --write) the demo app's data in its volumes")
+    data.add_argument("--dir", default=argparse.SUPPRESS,
+                      help="the demo's directory (default .demo)")
+    data.add_argument("--write", metavar="TEXT", help="write TEXT into every volume first")
+    data.set_defaults(func=_demo_data)
 
     operator = sub.add_parser("operator", help="run the FluxUp operator (settings from FLUXUP_*)")
     operator.set_defaults(func=_operator)
