@@ -236,10 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
     install.set_defaults(func=_renovate_install)
 
     hook = sub.add_parser("webhook", help="run the admission webhook (HTTPS)")
-    hook.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server in its own pod
-    hook.add_argument("--port", type=int, default=8443)
-    hook.add_argument("--cert-file", required=True)
-    hook.add_argument("--key-file", required=True)
+    hook.add_argument("--host", default="0.0.0.0",  # noqa: S104 - a server in its own pod
+                      help="address to listen on")
+    hook.add_argument("--port", type=int, default=8443,
+                      help="HTTPS port (the manifests use 9443 behind Service port 443)")
+    hook.add_argument("--cert-file", required=True,
+                      help="serving certificate (PEM); reloaded when the file changes")
+    hook.add_argument("--key-file", required=True, help="its private key (PEM)")
     hook.add_argument("--kubeconfig", default=None,
                       help="credentials for line 2's ManagedApp lookup (default: in-cluster)")
     hook.set_defaults(func=_webhook)
@@ -251,16 +254,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="create/renew the CA and serving cert in a Secret "
         "and inject caBundle into the webhook configurations",
     )
-    ensure.add_argument("--namespace", required=True)
-    ensure.add_argument("--service", required=True)
-    ensure.add_argument("--secret", required=True)
-    ensure.add_argument("--webhook-config", action="append", default=[], required=True)
-    ensure.add_argument("--kubeconfig")
+    ensure.add_argument("--namespace", required=True,
+                        help="namespace of the webhook's Service and of the Secret")
+    ensure.add_argument("--service", required=True,
+                        help="the webhook's Service; the certificate names its DNS names")
+    ensure.add_argument("--secret", required=True,
+                        help="Secret (kubernetes.io/tls) that holds the CA and serving pair")
+    ensure.add_argument("--webhook-config", action="append", default=[], required=True,
+                        help="Mutating/ValidatingWebhookConfiguration name(s) to inject the "
+                        "CA bundle into (repeatable)")
+    ensure.add_argument("--kubeconfig", help="kubeconfig to use (default: in-cluster "
+                        "credentials inside a Pod, else the default kubeconfig)")
     ensure.set_defaults(func=_certs_ensure)
     write = csub.add_parser("write", help="write a CA and serving certificate to files")
-    write.add_argument("--dir", required=True)
-    write.add_argument("--hosts", nargs="+", required=True)
-    write.add_argument("--renew", action="store_true")
+    write.add_argument("--dir", required=True, help="directory for the PEM files")
+    write.add_argument("--hosts", nargs="+", required=True,
+                       help="DNS names and IP addresses the certificate must name")
+    write.add_argument("--renew", action="store_true",
+                       help="issue a new serving certificate from the same CA now")
     write.set_defaults(func=_certs_write)
     return parser
 
