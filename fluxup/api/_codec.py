@@ -134,29 +134,49 @@ def _optional_inner(hint: Any) -> Any:
     return hint
 
 
-def _decode_value(hint: Any, value: object, path: str) -> object:
+@functools.cache
+def _shape(hint: Any) -> tuple[str, Any]:
+    """How values of ``hint`` are decoded: a kind and its argument, worked out once per
+    hint (``typing`` introspection is slow, and a fleet's lists repeat it per field)."""
     hint = _optional_inner(hint)
     origin = typing.get_origin(hint)
-    if hint is str:
+    if hint is str or hint is bool or hint is int or hint is datetime or hint is Duration:
+        return hint.__name__, None
+    if isinstance(hint, type) and issubclass(hint, enum.StrEnum):
+        return "enum", (hint, {m.value: m for m in hint})
+    if origin is tuple:
+        (item_hint, _ellipsis) = typing.get_args(hint)
+        return "tuple", item_hint
+    if origin is Mapping or origin is dict:
+        _key_hint, value_hint = typing.get_args(hint)
+        return "map", value_hint
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return "dataclass", hint
+    raise TypeError(f"fluxup.api cannot decode fields of type {hint!r}")  # a bug, not input
+
+
+def _decode_value(hint: Any, value: object, path: str) -> object:
+    kind, arg = _shape(hint)
+    if kind == "str":
         if not isinstance(value, str):
             raise InvalidObjectError(path, f"expected a string, got {_describe(value)}")
         return value
-    if hint is bool:
+    if kind == "bool":
         if not isinstance(value, bool):
             raise InvalidObjectError(path, f"expected true or false, got {_describe(value)}")
         return value
-    if hint is int:
+    if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidObjectError(path, f"expected an integer, got {_describe(value)}")
         return value
-    if isinstance(hint, type) and issubclass(hint, enum.StrEnum):
-        allowed = [m.value for m in hint]
-        if not isinstance(value, str) or value not in allowed:
+    if kind == "enum":
+        members: dict[str, enum.StrEnum] = arg[1]
+        if not isinstance(value, str) or value not in members:
             raise InvalidObjectError(
-                path, f"expected one of {', '.join(allowed)}, got {_describe(value)}"
+                path, f"expected one of {', '.join(members)}, got {_describe(value)}"
             )
-        return hint(value)
-    if hint is datetime:
+        return members[value]
+    if kind == "datetime":
         if not isinstance(value, str):
             raise InvalidObjectError(path, f"expected an RFC 3339 time, got {_describe(value)}")
         try:
@@ -165,26 +185,22 @@ def _decode_value(hint: Any, value: object, path: str) -> object:
             raise InvalidObjectError(
                 path, f"expected an RFC 3339 time like 2024-01-15T14:30:00Z, got {value!r}"
             ) from None
-    if hint is Duration:
+    if kind == "Duration":
         if not isinstance(value, str):
             raise InvalidObjectError(path, f"expected a duration, got {_describe(value)}")
         try:
             return Duration.parse(value)
         except ValueError as exc:
             raise InvalidObjectError(path, str(exc)) from None
-    if origin is tuple:
+    if kind == "tuple":
         if not isinstance(value, list | tuple):
             raise InvalidObjectError(path, f"expected a list, got {_describe(value)}")
-        (item_hint, _ellipsis) = typing.get_args(hint)
-        return tuple(_decode_value(item_hint, item, f"{path}[{i}]") for i, item in enumerate(value))
-    if origin is Mapping or origin is dict:
+        return tuple(_decode_value(arg, item, f"{path}[{i}]") for i, item in enumerate(value))
+    if kind == "map":
         if not isinstance(value, Mapping):
             raise InvalidObjectError(path, f"expected a map, got {_describe(value)}")
-        _key_hint, value_hint = typing.get_args(hint)
-        return {str(k): _decode_value(value_hint, v, _join(path, str(k))) for k, v in value.items()}
-    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
-        return decode(hint, value, path)
-    raise TypeError(f"fluxup.api cannot decode fields of type {hint!r}")  # a bug, not input
+        return {str(k): _decode_value(arg, v, _join(path, str(k))) for k, v in value.items()}
+    return decode(arg, value, path)
 
 
 def decode(cls: type[M], data: object, path: str = "") -> M:
