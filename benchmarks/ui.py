@@ -4,11 +4,18 @@ Creates N ManagedApps (default 1,000) with a populated status (current version, 
 available update, two candidates, conditions) and N/5 UpgradeRequests in the sandbox,
 starts the real operator process with the UI enabled (no-auth demo mode on 127.0.0.1,
 the demo user bound to ``fluxup-viewer``), lets it reconcile, then measures sequential
-requests to the inbox (``/``, one impersonated cluster-wide list of each kind, 1,000
-rows rendered) and to random app pages, and reads the operator's RSS from /proc.
-Figures include the apiserver's time: every page is read live as the user, no cache.
+requests and reads the operator's RSS from /proc:
+
+* the inbox ``/`` (first page: 50 apps, 50 updates) and random pages ``/?page=K``, as
+  served: the person's lists reused for ``FLUXUP_UI_LIST_CACHE_SECONDS`` (5 s);
+* the inbox with that cache expired before every request (``--cold`` requests, 5.2 s
+  apart): one impersonated cluster-wide list of each kind, 1,000 apps decoded;
+* random app pages, and ``/api/apps`` (first page).
+
+Figures include the apiserver's time: every list is read as the user.
 
     .venv/bin/python benchmarks/ui.py [--dir SANDBOX_DIR] [--apps 1000] [--requests 100]
+                                      [--cold 15]
 """
 
 from __future__ import annotations
@@ -87,9 +94,14 @@ async def _seed(kubeconfig: Path, apps: int) -> None:
         await asyncio.gather(*(one(i) for i in range(apps)))
 
 
+def _p95(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[max(0, round(0.95 * len(ordered)) - 1)]
+
+
 def _percentiles(samples: list[float]) -> str:
     ordered = sorted(samples)
-    p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)]
+    p95 = _p95(samples)
     return (f"p50 {statistics.median(ordered) * 1000:7.1f} ms   p95 {p95 * 1000:7.1f} ms   "
             f"max {ordered[-1] * 1000:7.1f} ms   (n={len(ordered)})")
 
@@ -106,6 +118,8 @@ def main() -> int:
     parser.add_argument("--dir", help="sandbox directory (default: a temporary one)")
     parser.add_argument("--apps", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--cold", type=int, default=15,
+                        help="inbox requests each made after the list cache expired")
     args = parser.parse_args()
     owned = args.dir is None
     directory = Path(args.dir or tempfile.mkdtemp(prefix="fluxup-bench-ui-"))
@@ -148,40 +162,59 @@ def main() -> int:
         wait_until("the operator's UI", ready, 120, work / "operator.log")
         time.sleep(30)  # let the operator's first reconcile pass over every app settle
         rng = random.Random(1)
+        per_page = 50
+        pages = max(1, -(-args.apps // per_page))
+
+        def timed(http: httpx.Client, path: str, into: list[float]) -> httpx.Response:
+            t0 = time.perf_counter()
+            resp = http.get(path)
+            into.append(time.perf_counter() - t0)
+            assert resp.status_code == 200, (path, resp.status_code, resp.text[:300])
+            return resp
+
         with httpx.Client(base_url=base, timeout=60) as http:
             first = http.get("/")
             assert first.status_code == 200, first.text[:500]
-            assert first.text.count('data-app="') == args.apps, "not every app rendered"
+            assert first.text.count('data-app="') == min(per_page, args.apps), "rows missing"
+            assert f"{args.apps} apps" in first.text, "the inbox does not count every app"
             for path in ("/", f"/apps/bench-ui-00/app-{0:04d}"):
                 http.get(path)  # warm templates and connections
-            inbox = []
+            inbox: list[float] = []
             for _ in range(args.requests):
-                t0 = time.perf_counter()
-                resp = http.get("/")
-                inbox.append(time.perf_counter() - t0)
-                assert resp.status_code == 200
-            detail = []
+                timed(http, "/", inbox)
+            paged: list[float] = []
             for _ in range(args.requests):
-                i = rng.randrange(args.apps)
-                ns, body, _ = _app(i)
-                t0 = time.perf_counter()
-                resp = http.get(f"/apps/{ns}/{body['metadata']['name']}")
-                detail.append(time.perf_counter() - t0)
-                assert resp.status_code == 200
-            api = []
+                timed(http, f"/?page={rng.randint(1, pages)}", paged)
+            last = http.get(f"/?page={pages}")
+            assert last.text.count('data-app="') == args.apps - (pages - 1) * per_page
+            detail: list[float] = []
+            for _ in range(args.requests):
+                ns, body, _ = _app(rng.randrange(args.apps))
+                timed(http, f"/apps/{ns}/{body['metadata']['name']}", detail)
+            api: list[float] = []
             for _ in range(args.requests // 2):
-                t0 = time.perf_counter()
-                resp = http.get("/api/apps")
-                api.append(time.perf_counter() - t0)
-                assert resp.status_code == 200
+                timed(http, "/api/apps", api)
+            assert http.get("/api/apps").json()["total"] == args.apps
+            cold: list[float] = []
+            for _ in range(args.cold):
+                time.sleep(5.2)  # the list cache (5 s) has expired: a full impersonated list
+                timed(http, "/", cold)
         print(f"apps: {args.apps}, page size of the inbox: {len(first.content) / 1024:.0f} KiB")
         print(f"inbox  GET /                 {_percentiles(inbox)}")
+        print(f"inbox  GET /?page=K          {_percentiles(paged)}")
+        if cold:
+            print(f"inbox  GET / (cache expired) {_percentiles(cold)}")
         print(f"detail GET /apps/NS/NAME     {_percentiles(detail)}")
         print(f"api    GET /api/apps         {_percentiles(api)}")
         print(f"operator RSS (kopf + reconcilers + UI, {args.apps} apps): "
               f"{_rss_mib(operator.pid):.0f} MiB")
         print(json.dumps({"apps": args.apps, "inbox_p50_ms": statistics.median(inbox) * 1000,
+                          "inbox_p95_ms": _p95(inbox) * 1000,
+                          "cold_p95_ms": _p95(cold) * 1000 if cold else None,
                           "detail_p50_ms": statistics.median(detail) * 1000,
+                          "detail_p95_ms": _p95(detail) * 1000,
+                          "api_p95_ms": _p95(api) * 1000,
+                          "page_kib": len(first.content) / 1024,
                           "rss_mib": _rss_mib(operator.pid)}))
     finally:
         if operator is not None:

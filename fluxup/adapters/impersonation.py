@@ -60,7 +60,8 @@ class Impersonator:
     tokens, so a rotated ServiceAccount token is picked up.
     """
 
-    def __init__(self, configuration: Any, manager: str = "fluxup-ui") -> None:
+    def __init__(self, configuration: Any, manager: str = "fluxup-ui",
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._conf = configuration
         self._manager = manager
         context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
@@ -69,8 +70,9 @@ class Impersonator:
             context.verify_mode = ssl.CERT_NONE
         if configuration.cert_file:
             context.load_cert_chain(configuration.cert_file, configuration.key_file)
+        # ``transport``: tests pass an ``httpx.MockTransport`` to see every request made
         self._http = httpx.AsyncClient(base_url=str(configuration.host).rstrip("/"),
-                                       verify=context, timeout=30.0)
+                                       verify=context, timeout=30.0, transport=transport)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -9,9 +9,11 @@ operation is in flight, what a rollback loses) is decided here and tested in
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from urllib.parse import urlencode
 
 from fluxup.api.conditions import ConditionType, find_condition
 from fluxup.api.managedapp import (
@@ -24,6 +26,8 @@ from fluxup.api.managedapp import (
 from fluxup.api.meta import Identity
 from fluxup.api.rollbackrequest import TERMINAL_ROLLBACK_PHASES, RollbackRequest
 from fluxup.api.upgraderequest import TERMINAL_UPGRADE_PHASES, UpgradePhase, UpgradeRequest
+from fluxup.errors import ConfigError
+from fluxup.logic.paging import DEFAULT_PER_PAGE, parse_page_number, parse_per_page
 
 __all__ = [
     "ActivityItem",
@@ -31,6 +35,7 @@ __all__ = [
     "AppState",
     "HoldInfo",
     "Inbox",
+    "InboxQuery",
     "InboxUpdate",
     "UpdateGroup",
     "ValueChange",
@@ -41,6 +46,11 @@ __all__ = [
     "describe_age",
     "determine_app_state",
     "determine_update_group",
+    "filter_inbox",
+    "group_updates",
+    "parse_app_state",
+    "parse_inbox_query",
+    "parse_namespace_filter",
 ]
 
 
@@ -139,6 +149,12 @@ class Inbox:
     @property
     def update_count(self) -> int:
         return sum(len(items) for by_type in self.updates.values() for items in by_type.values())
+
+    @property
+    def update_list(self) -> tuple[InboxUpdate, ...]:
+        """Every update in display order (group, then major/minor/patch, then app)."""
+        return tuple(u for by_type in self.updates.values() for items in by_type.values()
+                     for u in items)
 
 
 #: Annotation the UI writes on the requests it creates: who asked (also in the Event).
@@ -256,6 +272,88 @@ def build_inbox(apps: Iterable[ManagedApp], upgrades: Iterable[UpgradeRequest] =
     return Inbox(rows=tuple(rows), updates=updates,
                  held=tuple(r for r in rows if r.hold is not None),
                  activity=build_activity(upgrades, rollbacks, activity_limit), counts=counts)
+
+
+def group_updates(updates: Iterable[InboxUpdate],
+                  ) -> dict[UpdateGroup, dict[UpdateType, tuple[InboxUpdate, ...]]]:
+    """Updates (a page of :attr:`Inbox.update_list`) grouped again, order kept."""
+    grouped: dict[UpdateGroup, dict[UpdateType, list[InboxUpdate]]] = {}
+    for u in updates:
+        grouped.setdefault(u.group, {}).setdefault(u.type, []).append(u)
+    return {g: {t: tuple(items) for t, items in by_type.items()}
+            for g, by_type in grouped.items()}
+
+
+def parse_app_state(raw: str | None) -> AppState | None:
+    """The ``?state=`` filter: an :class:`AppState` value, or None for every app."""
+    if not raw:
+        return None
+    try:
+        return AppState(raw)
+    except ValueError:
+        raise ConfigError(f"?state= must be one of {', '.join(AppState)}, got {raw!r}") from None
+
+
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def parse_namespace_filter(raw: str | None) -> str | None:
+    """The ``?namespace=`` filter: a Kubernetes namespace name, or None for all."""
+    if not raw:
+        return None
+    if not _NAMESPACE.fullmatch(raw):
+        raise ConfigError(f"?namespace= must be a namespace name (lower-case letters, digits "
+                          f"and '-', at most 63), got {raw[:80]!r}")
+    return raw
+
+
+@dataclass(frozen=True)
+class InboxQuery:
+    """What the inbox and ``/api/apps``/``/api/inbox`` were asked for: filters and pages.
+
+    ``page`` pages the apps (and, in ``/api/inbox``, the updates); ``updates_page`` pages
+    the updates on the inbox page.
+    """
+
+    namespace: str | None = None
+    state: AppState | None = None
+    page: int = 1
+    updates_page: int = 1
+    per_page: int = DEFAULT_PER_PAGE
+
+    def link(self, **changes: object) -> str:
+        """The query string (``?...``) of this view with ``changes``; defaults left out."""
+        changed = replace(self, **changes)  # type: ignore[arg-type]
+        pairs = [("namespace", changed.namespace), ("state", changed.state),
+                 ("page", changed.page if changed.page != 1 else None),
+                 ("updates_page", changed.updates_page if changed.updates_page != 1 else None),
+                 ("per_page", changed.per_page if changed.per_page != DEFAULT_PER_PAGE
+                  else None)]
+        kept = [(k, str(v)) for k, v in pairs if v is not None]
+        return "?" + urlencode(kept) if kept else "?"
+
+
+def parse_inbox_query(query: Mapping[str, str]) -> InboxQuery:
+    """Read ``namespace``, ``state``, ``page``, ``updates_page``, ``per_page``; a
+    :class:`~fluxup.errors.ConfigError` (400) names the first bad one. Others are ignored."""
+    return InboxQuery(namespace=parse_namespace_filter(query.get("namespace")),
+                      state=parse_app_state(query.get("state")),
+                      page=parse_page_number(query.get("page")),
+                      updates_page=parse_page_number(query.get("updates_page"), "updates_page"),
+                      per_page=parse_per_page(query.get("per_page")))
+
+
+def filter_inbox(inbox: Inbox, state: AppState | None) -> Inbox:
+    """Only the apps in ``state``, their updates and holds; the counts stay the totals
+    (they label the filters) and the activity stays whole."""
+    if state is None:
+        return inbox
+    rows = tuple(r for r in inbox.rows if r.state is state)
+    keys = {r.key for r in rows}
+    updates = group_updates(u for u in inbox.update_list if f"{u.namespace}/{u.app}" in keys)
+    return Inbox(rows=rows, updates=updates,
+                 held=tuple(r for r in inbox.held if r.key in keys),
+                 activity=inbox.activity, counts=inbox.counts)
 
 
 def build_activity(upgrades: Iterable[UpgradeRequest], rollbacks: Iterable[RollbackRequest],

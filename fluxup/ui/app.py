@@ -25,12 +25,13 @@ from fluxup.adapters.impersonation import Impersonator
 from fluxup.adapters.kube import Kube
 from fluxup.errors import ConfigError, KubeConflict, KubeError, KubeForbidden, KubeNotFound
 from fluxup.ui import routes_api, routes_auth, routes_pages, stream
-from fluxup.ui.auth import auth_middleware, security_headers
+from fluxup.ui.auth import auth_middleware, security_headers, user_of
 from fluxup.ui.keys import (
     AUDIT,
     CLOCK,
     CODEC,
     IMPERSONATOR,
+    INBOX_CACHE,
     OIDC,
     OPERATOR_KUBE,
     OPERATOR_SETTINGS,
@@ -38,6 +39,7 @@ from fluxup.ui.keys import (
     STREAM_INTERVAL,
     TEMPLATES,
 )
+from fluxup.ui.listcache import ListCache
 from fluxup.ui.oidc import OIDCClient
 from fluxup.ui.render import build_templates, page
 from fluxup.ui.session import SessionCodec
@@ -81,6 +83,21 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return page(request, "error.html", status=status, status_code=status, message=message)
 
 
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@web.middleware
+async def forget_after_writes(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """After a person's POST/DELETE (done or refused), their cached inbox is dropped, so
+    the page they return to is read afresh and shows what they just did."""
+    if request.method in _READS or request.path.startswith(("/auth/", "/static/", "/healthz")):
+        return await handler(request)
+    try:
+        return await handler(request)
+    finally:
+        request.app[INBOX_CACHE].forget(user_of(request).name)
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
@@ -91,7 +108,8 @@ def build_app(settings: UiSettings, impersonator: Impersonator, audit: EventReco
               stream_interval: float = 1.0, operator: Kube | None = None) -> web.Application:
     """The UI app. ``settings.check()`` must pass (no-auth only on loopback)."""
     settings.check()
-    app = web.Application(middlewares=[security_headers, auth_middleware, error_middleware],
+    app = web.Application(middlewares=[security_headers, auth_middleware, error_middleware,
+                                       forget_after_writes],
                           client_max_size=256 * 1024)
     app[SETTINGS] = settings
     keys = settings.session_keys or (Fernet.generate_key(),)  # demo: per-process key
@@ -101,6 +119,7 @@ def build_app(settings: UiSettings, impersonator: Impersonator, audit: EventReco
     app[IMPERSONATOR] = impersonator
     app[AUDIT] = audit
     app[TEMPLATES] = build_templates()
+    app[INBOX_CACHE] = ListCache(settings.list_cache_seconds)
     app[CLOCK] = clock or (lambda: dt.datetime.now(dt.UTC))
     app[STREAM_INTERVAL] = stream_interval
     app[OPERATOR_SETTINGS] = dict(operator_settings or {})

@@ -15,11 +15,13 @@ from aiohttp import web
 from fluxup.adapters.events import EventRecorder
 from fluxup.adapters.impersonation import Impersonator
 from fluxup.adapters.kube import Kube
+from fluxup.logic.inbox import Inbox
+from fluxup.ui.listcache import ListCache
 from fluxup.ui.oidc import OIDCClient
 from fluxup.ui.session import SessionCodec
 from fluxup.ui.settings import UiSettings
 
-__all__ = ["AUDIT", "CLOCK", "CODEC", "IMPERSONATOR", "OIDC", "OPERATOR_KUBE",
+__all__ = ["AUDIT", "CLOCK", "CODEC", "IMPERSONATOR", "INBOX_CACHE", "OIDC", "OPERATOR_KUBE",
            "OPERATOR_SETTINGS", "SETTINGS", "STREAM_INTERVAL", "TEMPLATES"]
 
 SETTINGS: Final = web.AppKey("settings", UiSettings)
@@ -35,3 +37,5 @@ STREAM_INTERVAL: Final = web.AppKey("stream_interval", float)
 OPERATOR_KUBE: Final = web.AppKey("operator_kube", Kube)
 #: The operator's effective settings, shown read-only on the settings page.
 OPERATOR_SETTINGS: Final = web.AppKey("operator_settings", dict)
+#: Each identity's inbox lists for a few seconds (see :mod:`fluxup.ui.listcache`).
+INBOX_CACHE: Final = web.AppKey[ListCache[Inbox]]("inbox_cache")

@@ -14,6 +14,18 @@ _NS = {"name": "ns", "in": "path", "required": True, "schema": {"type": "string"
 _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 _NAMESPACE_QUERY = {"name": "namespace", "in": "query", "required": False,
                     "schema": {"type": "string"}, "description": "only this namespace"}
+_PAGE_QUERY = [
+    _NAMESPACE_QUERY,
+    {"name": "state", "in": "query", "required": False,
+     "schema": {"enum": ["Upgrading", "RollingBack", "Held", "Failed", "UpdateAvailable",
+                         "UpToDate", "Suspended", "Unknown"]},
+     "description": "only apps in this state"},
+    {"name": "page", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1, "default": 1},
+     "description": "page from 1; past the last page the items are empty (400 if no number)"},
+    {"name": "per_page", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}},
+]
 _CSRF = {"name": "X-CSRF-Token", "in": "header", "required": False,
          "schema": {"type": "string"},
          "description": "required with a session cookie (from GET /api/me); not with Bearer"}
@@ -26,9 +38,10 @@ _OBJ = {"application/json": {"schema": {"type": "object"}}}
 API_OPERATIONS: tuple[tuple[str, str, str, list[dict[str, Any]], dict[str, Any] | None, int],
                       ...] = (
     ("get", "/api/me", "The caller: Kubernetes user, groups and CSRF token", [], None, 200),
-    ("get", "/api/apps", "Every ManagedApp with its state", [_NAMESPACE_QUERY], None, 200),
-    ("get", "/api/inbox", "Available updates, holds and recent activity", [_NAMESPACE_QUERY],
-     None, 200),
+    ("get", "/api/apps", "One page of ManagedApps with their state (page, perPage, total, "
+     "pages, counts)", _PAGE_QUERY, None, 200),
+    ("get", "/api/inbox", "One page of available updates; every hold; recent activity",
+     _PAGE_QUERY, None, 200),
     ("get", "/api/apps/{ns}/{name}", "One app: object, history, snapshot sets, values",
      [_NS, _NAME], None, 200),
     ("get", "/api/apps/{ns}/{name}/updates", "Current version and every update candidate",

@@ -17,13 +17,14 @@ from fluxup.api.managedapp import ManagedApp
 from fluxup.api.rollbackrequest import RollbackRequest
 from fluxup.api.upgraderequest import UpgradeRequest
 from fluxup.errors import ConfigError
-from fluxup.logic.inbox import build_app_row
+from fluxup.logic.inbox import build_app_row, parse_inbox_query
+from fluxup.logic.paging import Page, build_page
 from fluxup.ui import service
 from fluxup.ui.auth import user_of
-from fluxup.ui.keys import AUDIT, OPERATOR_KUBE
+from fluxup.ui.keys import AUDIT
 from fluxup.ui.openapi import build_openapi
 from fluxup.ui.render import plain, to_json
-from fluxup.ui.routes_pages import kube_of
+from fluxup.ui.routes_pages import kube_of, load_inbox
 
 __all__ = ["routes"]
 
@@ -54,20 +55,28 @@ async def me(request: web.Request) -> web.Response:
                     "via": user.via, "csrfToken": user.csrf or None})
 
 
+def _paging(page: Page[Any]) -> dict[str, int]:
+    return {"page": page.number, "perPage": page.per_page, "total": page.total,
+            "pages": page.pages}
+
+
 @routes.get("/api/apps")
 async def apps(request: web.Request) -> web.Response:
-    inbox = await service.load_inbox(kube_of(request), request.query.get("namespace"),
-                                     request.app.get(OPERATOR_KUBE))
-    return to_json({"items": inbox.rows, "counts": inbox.counts})
+    """One page of app rows (``?page=``, ``?per_page=``, ``?namespace=``, ``?state=``)."""
+    query = parse_inbox_query(request.query)
+    box = await load_inbox(request, query)
+    rows = build_page(box.rows, query.page, query.per_page)
+    return to_json({"items": rows.items, "counts": box.counts, **_paging(rows)})
 
 
 @routes.get("/api/inbox")
 async def inbox(request: web.Request) -> web.Response:
-    box = await service.load_inbox(kube_of(request), request.query.get("namespace"),
-                                   request.app.get(OPERATOR_KUBE))
-    updates = [u for by_type in box.updates.values() for items in by_type.values()
-               for u in items]
-    return to_json({"updates": updates, "held": box.held, "activity": box.activity})
+    """One page of updates (same parameters as ``/api/apps``), every hold, the activity."""
+    query = parse_inbox_query(request.query)
+    box = await load_inbox(request, query)
+    updates = build_page(box.update_list, query.page, query.per_page)
+    return to_json({"updates": updates.items, **_paging(updates), "held": box.held,
+                    "activity": box.activity})
 
 
 @routes.get("/api/apps/{ns}/{name}")

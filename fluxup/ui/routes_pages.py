@@ -19,21 +19,32 @@ from fluxup.adapters.impersonation import UserKube
 from fluxup.adapters.kube import R
 from fluxup.api.upgraderequest import TERMINAL_UPGRADE_PHASES, UpgradeRequest
 from fluxup.errors import ConfigError
-from fluxup.logic.inbox import build_values_diff, is_in_flight
+from fluxup.logic.inbox import (
+    Inbox,
+    InboxQuery,
+    build_values_diff,
+    filter_inbox,
+    group_updates,
+    is_in_flight,
+    parse_inbox_query,
+)
 from fluxup.logic.operations import build_data_loss_warning
+from fluxup.logic.paging import build_page
 from fluxup.ui import service
 from fluxup.ui.auth import user_of
 from fluxup.ui.keys import (
     AUDIT,
     CLOCK,
     IMPERSONATOR,
+    INBOX_CACHE,
     OPERATOR_KUBE,
     OPERATOR_SETTINGS,
     SETTINGS,
 )
+from fluxup.ui.listcache import identity_key
 from fluxup.ui.render import page
 
-__all__ = ["routes"]
+__all__ = ["dashboard_context", "kube_of", "load_inbox", "routes"]
 
 routes = web.RouteTableDef()
 
@@ -52,10 +63,31 @@ async def _form(request: web.Request) -> dict[str, str]:
     return {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
 
 
+async def load_inbox(request: web.Request, query: InboxQuery) -> Inbox:
+    """The inbox as the caller sees it, filtered; the lists come from the caller's own
+    short-lived cache entry when one is fresh (:mod:`fluxup.ui.listcache`)."""
+    user = user_of(request)
+    kube = kube_of(request)
+    inbox = await request.app[INBOX_CACHE].get(
+        identity_key(user.name, user.groups, query.namespace),
+        lambda: service.load_inbox(kube, query.namespace, request.app.get(OPERATOR_KUBE)))
+    return filter_inbox(inbox, query.state)
+
+
+def dashboard_context(inbox: Inbox, query: InboxQuery) -> dict[str, Any]:
+    """What ``dashboard.html`` renders: one page of apps and one of updates."""
+    updates = build_page(inbox.update_list, query.updates_page, query.per_page)
+    return {"inbox": inbox, "q": query, "updates": updates,
+            "update_groups": group_updates(updates.items),
+            "apps": build_page(inbox.rows, query.page, query.per_page),
+            "held": build_page(inbox.held, 1, query.per_page)}
+
+
 @routes.get("/")
 async def dashboard(request: web.Request) -> web.Response:
-    inbox = await service.load_inbox(kube_of(request), operator=request.app.get(OPERATOR_KUBE))
-    return page(request, "dashboard.html", inbox=inbox)
+    query = parse_inbox_query(request.query)  # a bad ?page= is a 400 before any list
+    inbox = await load_inbox(request, query)
+    return page(request, "dashboard.html", **dashboard_context(inbox, query))
 
 
 @routes.get("/apps/{ns}/{name}")

@@ -71,6 +71,8 @@ class UiSettings:
     group_prefix: str = "oidc:"
     demo_user: str = "fluxup-demo"
     demo_groups: tuple[str, ...] = ("fluxup:approvers",)
+    #: How long one person's inbox lists are reused (per identity; 0: never).
+    list_cache_seconds: float = 5.0
 
     @property
     def cookie_secure(self) -> bool:
@@ -120,6 +122,14 @@ class UiSettings:
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
             raise ConfigError(f"FLUXUP_UI_PORT={port_text!r} is not a TCP port")
         secure = env.get("FLUXUP_UI_SECURE_COOKIES")
+        cache_text = env.get("FLUXUP_UI_LIST_CACHE_SECONDS", str(cls.list_cache_seconds))
+        try:
+            cache_seconds = float(cache_text)
+        except ValueError:
+            cache_seconds = -1.0
+        if not 0 <= cache_seconds <= 300:
+            raise ConfigError(f"FLUXUP_UI_LIST_CACHE_SECONDS={cache_text!r}: give seconds from 0 "
+                              "(no cache) to 300")
         host = env.get("FLUXUP_UI_HOST", cls.host)
         settings = cls(
             enabled=env.get("FLUXUP_UI_ENABLED", "false").lower() in ("1", "true", "yes"),
@@ -138,6 +148,7 @@ class UiSettings:
             user_prefix=env.get("FLUXUP_UI_USER_PREFIX", cls.user_prefix),
             group_prefix=env.get("FLUXUP_UI_GROUP_PREFIX", cls.group_prefix),
             secure_cookies=None if secure is None else secure.lower() in ("1", "true", "yes"),
+            list_cache_seconds=cache_seconds,
         )
         if settings.enabled:
             settings.check()

@@ -11,8 +11,10 @@ from fluxup.api.managedapp import ManagedApp, UpdateType
 from fluxup.api.meta import Identity, ImageTag
 from fluxup.api.rollbackrequest import RollbackRequest
 from fluxup.api.upgraderequest import UpgradeRequest
+from fluxup.errors import ConfigError
 from fluxup.logic.inbox import (
     AppState,
+    InboxQuery,
     UpdateGroup,
     ValueChange,
     build_activity,
@@ -21,6 +23,9 @@ from fluxup.logic.inbox import (
     build_values_diff,
     describe_age,
     determine_app_state,
+    filter_inbox,
+    group_updates,
+    parse_inbox_query,
 )
 
 T0 = "2026-03-01T10:00:00Z"
@@ -158,3 +163,59 @@ def test_describe_age(seconds: int, text: str) -> None:
     now = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
     assert describe_age(now - dt.timedelta(seconds=seconds), now) == text
     assert describe_age(None, now) == "—"
+
+
+def _fleet() -> list[ManagedApp]:
+    """Three apps: two with updates (one held), one up to date."""
+    return [
+        app("a", availableUpdates=[CHART_CAND, IMAGE_CAND],
+            availableUpdate={"version": "1.1.0", "type": "minor"}),
+        app("b", ns="other", availableUpdates=[CHART_CAND], currentVersion="1.0.0",
+            conditions=[cond("Held")]),
+        app("c", currentVersion="1.0.0"),
+    ]
+
+
+def test_filter_inbox_by_state_keeps_their_updates_and_the_totals() -> None:
+    inbox = build_inbox(_fleet())
+    assert filter_inbox(inbox, None) is inbox
+    held = filter_inbox(inbox, AppState.HELD)
+    assert [r.key for r in held.rows] == ["other/b"]
+    assert [r.key for r in held.held] == ["other/b"]
+    assert [(u.namespace, u.app) for u in held.update_list] == [("other", "b")]
+    assert held.counts == inbox.counts  # the filter labels show totals
+    none = filter_inbox(inbox, AppState.ROLLING_BACK)
+    assert (none.rows, none.updates, none.held) == ((), {}, ())
+
+
+def test_update_list_is_display_order_and_regroups() -> None:
+    inbox = build_inbox(_fleet())
+    flat = inbox.update_list
+    assert len(flat) == inbox.update_count == 3
+    assert group_updates(flat) == inbox.updates
+    assert group_updates(flat[:1]) == {flat[0].group: {flat[0].type: (flat[0],)}}
+
+
+def test_parse_inbox_query() -> None:
+    assert parse_inbox_query({}) == InboxQuery()
+    q = parse_inbox_query({"namespace": "team-a", "state": "Held", "page": "2",
+                           "updates_page": "3", "per_page": "10", "other": "ignored"})
+    assert q == InboxQuery("team-a", AppState.HELD, 2, 3, 10)
+    assert q.link() == "?namespace=team-a&state=Held&page=2&updates_page=3&per_page=10"
+    assert q.link(page=1, state=None) == "?namespace=team-a&updates_page=3&per_page=10"
+    assert InboxQuery().link() == "?"
+    assert InboxQuery().link(page=2) == "?page=2"
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ({"state": "Sleeping"}, r"\?state= must be one of Upgrading, RollingBack, Held"),
+    ({"state": "held"}, r"\?state= must be one of"),
+    ({"namespace": "../kube-system"}, r"\?namespace= must be a namespace name"),
+    ({"namespace": "A"}, r"\?namespace= must be a namespace name"),
+    ({"page": "x"}, r"\?page= must be a whole number"),
+    ({"updates_page": "0"}, r"\?updates_page= must be a whole number"),
+    ({"per_page": "501"}, r"\?per_page= must be a whole number from 1 to 500"),
+])
+def test_bad_inbox_query_is_refused(query: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_inbox_query(query)

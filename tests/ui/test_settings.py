@@ -49,3 +49,12 @@ def test_disabled_by_default_and_plain_http_cookies_not_secure() -> None:
     settings = UiSettings.from_env({})
     assert settings.enabled is False
     assert settings.cookie_secure is False
+
+
+def test_list_cache_seconds() -> None:
+    assert UiSettings.from_env({}).list_cache_seconds == 5.0
+    assert UiSettings.from_env({"FLUXUP_UI_LIST_CACHE_SECONDS": "0"}).list_cache_seconds == 0
+    assert UiSettings.from_env({"FLUXUP_UI_LIST_CACHE_SECONDS": "2.5"}).list_cache_seconds == 2.5
+    for bad in ("-1", "301", "soon", "nan"):
+        with pytest.raises(ConfigError, match="FLUXUP_UI_LIST_CACHE_SECONDS=.* from 0"):
+            UiSettings.from_env({"FLUXUP_UI_LIST_CACHE_SECONDS": bad})

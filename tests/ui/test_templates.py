@@ -12,10 +12,11 @@ import pytest
 from fluxup.api.managedapp import ManagedApp
 from fluxup.api.rollbackrequest import RollbackRequest
 from fluxup.api.upgraderequest import UpgradeRequest
-from fluxup.logic.inbox import build_inbox, build_values_diff, describe_age
+from fluxup.logic.inbox import InboxQuery, build_inbox, build_values_diff, describe_age
 from fluxup.logic.operations import build_data_loss_warning, build_snapshot_sets
 from fluxup.ui.auth import User
 from fluxup.ui.render import build_templates
+from fluxup.ui.routes_pages import dashboard_context
 from fluxup.ui.service import AppDetail, SnapshotRow
 from tests.api.examples import STATUS_EXAMPLES
 
@@ -44,7 +45,8 @@ def render(template: str, **context: Any) -> str:
 
 
 def test_dashboard() -> None:
-    html = render("dashboard.html", inbox=build_inbox([APP], [UP], [RB]))
+    html = render("dashboard.html", **dashboard_context(build_inbox([APP], [UP], [RB]),
+                                                        InboxQuery()))
     assert "web&lt;b&gt;" in html
     assert "web<b>" not in html
     assert 'name="csrf_token"' in html or "X-CSRF-Token" in html
