@@ -56,5 +56,5 @@ def test_list_cache_seconds() -> None:
     assert UiSettings.from_env({"FLUXUP_UI_LIST_CACHE_SECONDS": "0"}).list_cache_seconds == 0
     assert UiSettings.from_env({"FLUXUP_UI_LIST_CACHE_SECONDS": "2.5"}).list_cache_seconds == 2.5
     for bad in ("-1", "301", "soon", "nan"):
-        with pytest.raises(ConfigError, match="FLUXUP_UI_LIST_CACHE_SECONDS=.* from 0"):
+        with pytest.raises(ConfigError, match=r"FLUXUP_UI_LIST_CACHE_SECONDS=.* from 0"):
             UiSettings.from_env({"FLUXUP_UI_LIST_CACHE_SECONDS": bad})
