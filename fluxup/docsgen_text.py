@@ -249,6 +249,9 @@ UI_ENV: tuple[EnvDoc, ...] = (
     EnvDoc("FLUXUP_UI_SECURE_COOKIES", "secure_cookies",
            "Force the cookies' `Secure` flag on (`true`) or off.",
            default="on for an `https` public URL"),
+    EnvDoc("FLUXUP_UI_LIST_CACHE_SECONDS", "list_cache_seconds",
+           "How long one identity's (user + groups) inbox lists are reused, 0 to 300 seconds; "
+           "`0` reads them on every request. Errors are never kept."),
     EnvDoc("FLUXUP_UI_OIDC_ISSUER", "oidc_issuer", "OIDC issuer URL (required with OIDC)."),
     EnvDoc("FLUXUP_UI_OIDC_CLIENT_ID", "oidc_client_id", "OIDC client id (required with OIDC)."),
     EnvDoc("FLUXUP_UI_OIDC_CLIENT_SECRET", "oidc_client_secret",
