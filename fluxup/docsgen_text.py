@@ -85,8 +85,8 @@ ANNOTATIONS: tuple[NameDoc, ...] = (
             "webhook only sees Helm's Secrets in namespaces with this label. Written by the "
             "operator, removed when no managed app needs it."),
     NameDoc("fluxup.dev/release-key", "label", "ManagedApp",
-            "Hash of the Helm storage namespace and release name: how the webhook finds the "
-            "app of a release record."),
+            "*Operator-only.* Hash of the Helm storage namespace and release name: how the "
+            "webhook finds the app of a release record."),
     NameDoc("fluxup.dev/release-gate", "annotation", "ManagedApp",
             "*Operator-only.* JSON: the Helm release the app protects, its image value "
             "paths and the deployed identities."),
