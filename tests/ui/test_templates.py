@@ -5,6 +5,7 @@ writes) and escapes what users control; the view models they show are tested in
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import pytest
@@ -80,3 +81,31 @@ def test_progress_end_states(phase: str) -> None:
     assert ("Roll back" in html) is True
     assert ("The upgrade failed" in html) is (phase == "Failed")
     assert ("Upgrade complete" in html) is (phase == "Succeeded")
+
+
+def test_review_buttons_send_what_each_candidate_is() -> None:
+    """A chart candidate posts its version, an image one its value path and tag; an image
+    without a known value path has no button (its tag is not a chart version)."""
+    status = {"currentVersion": "1.0.0", "availableUpdates": [
+        {"source": "chart", "name": "web", "version": "1.2.0", "type": "minor"},
+        {"source": "image", "name": "ghcr.io/x/web", "version": "2.0.0", "type": "major",
+         "valuesPath": "image.tag"},
+        {"source": "image", "name": "ghcr.io/x/side", "version": "3.0.0", "type": "major"}]}
+    raw = {**obj("ManagedApp", "web", {"helmReleaseRef": {"name": "web"}}), "status": status}
+    app = ManagedApp.from_dict(raw)
+    inbox = render("dashboard.html", **dashboard_context(build_inbox([app]), InboxQuery()))
+    detail = render("app.html", d=AppDetail(app, raw, [], [], (), {}), app=app, snapshots=[])
+    for html in (inbox, detail):
+        forms = re.findall(r'<form method="post" action="/apps/apps/web/preview".*?</form>',
+                           html, re.S)
+        forms = [f for f in forms if 'type="hidden" name="version"' in f or "image_tag" in f]
+        assert len(forms) == 2, forms  # (the app page's free-version form aside)
+        chart = next(f for f in forms if 'name="version" value="1.2.0"' in f)
+        assert "image_path" not in chart
+        image = next(f for f in forms if 'name="image_tag" value="2.0.0"' in f)
+        assert 'name="image_path" value="image.tag"' in image
+        assert 'name="version"' not in image
+        assert "3.0.0" not in "".join(forms)
+        assert "no values path known" in html
+    assert 'aria-label="Review upgrade of apps/web to 1.2.0"' in inbox
+    assert 'aria-label="Review upgrade of apps/web image.tag to 2.0.0"' in inbox
