@@ -10,6 +10,7 @@ the error middleware in :mod:`fluxup.ui.app`.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
@@ -93,8 +94,9 @@ async def dashboard(request: web.Request) -> web.Response:
 @routes.get("/apps/{ns}/{name}")
 async def app_detail(request: web.Request) -> web.Response:
     ns, name = _ns_name(request)
-    detail = await service.load_app(kube_of(request), ns, name)
-    snapshots = await service.load_snapshots(kube_of(request), ns, name)
+    kube = kube_of(request)
+    detail, snapshots = await asyncio.gather(service.load_app(kube, ns, name),
+                                             service.load_snapshots(kube, ns, name))
     return page(request, "app.html", d=detail, app=detail.app, snapshots=snapshots)
 
 

@@ -69,13 +69,18 @@ class Apiserver:
         if request.method != "GET":
             return httpx.Response(404, json={"message": "not found"})
         path = request.url.path
+        one = re.fullmatch(r".*/namespaces/(team-\d)/managedapps/app-(\d+)", path)
+        if one and int(one.group(2)) < APPS:
+            return httpx.Response(200, json=managed_app(int(one.group(2))))
         if path.endswith("/managedapps"):
             ns = re.search(r"/namespaces/([^/]+)/", path)
             items = [managed_app(i) for i in range(APPS)]
             if ns:
                 items = [a for a in items if a["metadata"]["namespace"] == ns.group(1)]
             return httpx.Response(200, json={"items": items})
-        return httpx.Response(200, json={"items": []})
+        if path.endswith(("requests", "volumesnapshots")):
+            return httpx.Response(200, json={"items": []})
+        return httpx.Response(404, json={"message": f"{path} not found"})
 
     def lists_by(self, user: str) -> int:
         return sum(1 for m, p, u, _ in self.seen
@@ -246,3 +251,13 @@ async def test_a_write_drops_the_writers_cached_lists(
     assert resp.status == 404  # this apiserver finds no app to upgrade; the point is after
     await html(client, "/")
     assert apiserver.lists_by("oidc:alice") == 2
+
+
+async def test_app_page_reads_live(client: Client, apiserver: Apiserver) -> None:
+    page = await html(client, "/apps/team-0/app-000")
+    assert 'id="current-version"' in page
+    assert "HelmRelease team-0/app-000 not found" in page
+    await html(client, "/apps/team-0/app-000")
+    gets = [p for m, p, u, _ in apiserver.seen if p.endswith("/managedapps/app-000")]
+    assert len(gets) == 2  # never from the inbox's cache
+    await html(client, "/apps/team-0/app-999", status=404)
