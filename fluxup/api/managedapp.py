@@ -227,7 +227,7 @@ class HealthCheck:
 @dataclass(frozen=True)
 class Quiesce:
     """Scale writers to zero while snapshotting, for application-consistent snapshots.
-    Empty ``workloads``: the workloads that mount the snapshotted PVCs."""
+    Empty ``workloads``: every workload of the app (``status.workloads``)."""
 
     enabled: bool = False
     workloads: tuple[WorkloadReference, ...] = ()
