@@ -56,6 +56,7 @@ __all__ = ["DATA_FILE", "MARKER", "DemoSite", "read_data", "run_demo", "start_de
 APP: DemoApp = DEMO_APPS[0]
 START, APPROVE, PUSH = "1.0.0", "1.1.0", "1.2.0"
 USER, GROUP = "demo", "fluxup-demo"
+CHART = "demo-app"  # the chart every seeded app installs
 #: a file in the directory saying the demo made it (so the next run may wipe it)
 MARKER = "demo.json"
 #: the machine-readable walkthrough (what is printed), for the browser test; mode 0600
@@ -239,7 +240,7 @@ def start_demo(directory: Path, out: TextIO = sys.stdout,
         app=APP.name, kubeconfig=sb.kubeconfig,
         path=(sb.bin("kubectl").parent, Path(sys.executable).parent), sandbox_dir=sb.dir,
         checkout=checkout, release_file=f"flux/apps/{APP.name}/helmrelease.yaml",
-        current=START, approve=APPROVE, push=PUSH)
+        chart=CHART, current=START, approve=APPROVE, push=PUSH)
     path = sb.dir / WALKTHROUGH
     path.touch(mode=0o600)  # holds the demo login's password
     path.write_text(walkthrough.to_json())

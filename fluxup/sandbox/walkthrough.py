@@ -100,11 +100,12 @@ class Walkthrough:
 
 def build_walkthrough(*, ui_url: str, login: str, password: str, namespace: str, app: str,
                       kubeconfig: Path, path: tuple[Path, ...], sandbox_dir: Path,
-                      checkout: Path, release_file: str, current: str, approve: str,
-                      push: str) -> Walkthrough:
+                      checkout: Path, release_file: str, chart: str, current: str,
+                      approve: str, push: str) -> Walkthrough:
     """The three steps on ``namespace/app`` (chart ``current`` now): approve ``approve`` in
     the UI; push ``push`` to Git by hand from ``checkout`` (a clone of the fleet repository
-    whose ``release_file`` holds the HelmRelease) and watch the gate hold it; play the new
+    whose ``release_file`` holds the HelmRelease of chart ``chart``) and watch the gate
+    hold it; play the new
     version's migration, roll back in the UI and see the data return. ``path`` holds the
     directories of ``kubectl`` and ``fluxup``."""
     data = f"fluxup demo data --dir {shlex.quote(str(sandbox_dir))}"
@@ -112,8 +113,9 @@ def build_walkthrough(*, ui_url: str, login: str, password: str, namespace: str,
     approve_step = Step("Approve an upgrade in the UI", (
         Part("say", (
             f"Open {ui_url} and log in. The inbox lists {namespace}/{app}: chart {current},",
-            "with the updates Renovate found. Open it; in the row of the *chart* update to",
-            f"{approve} click \"Review upgrade to {approve}\". FluxUp previews the change as",
+            "with the updates Renovate found. Open it; under \"Versions you can upgrade to\",",
+            f"in the row {chart} {current} → {approve} (the chart; image rows name the",
+            f"registry) click \"Review upgrade to {approve}\". FluxUp previews the change as",
             "you (a dry run: preflight checks, the volumes it will snapshot, the exact Git",
             "diff). Click \"Confirm upgrade\" and watch the phases live: both volumes are",
             f"snapshotted (ReadyToUse) before Flux may apply {approve}, then Succeeded.",
@@ -124,7 +126,8 @@ def build_walkthrough(*, ui_url: str, login: str, password: str, namespace: str,
         Part("run", (
             f"cd {shlex.quote(str(checkout))} && git pull -q --ff-only",
             f"sed -i 's/version: \"{approve}\"/version: \"{push}\"/' {release_file}",
-            f"git commit -qam 'chore: bump {app} to {push} by hand' && git push -q",
+            f"git commit -qam 'chore: bump {app} to {push} by hand'",
+            "git push -q",
             "kubectl annotate --overwrite -n flux-system gitrepository/flux-system "
             "reconcile.fluxcd.io/requestedAt=\"$(date +%s)\"",
         )),

@@ -15,7 +15,7 @@ def _walkthrough(tmp_path: Path) -> Walkthrough:
         namespace="demo-helm", app="demo-helm", kubeconfig=tmp_path / "my dir" / "kubeconfig",
         path=(tmp_path / "bin a", tmp_path / "bin b"), sandbox_dir=tmp_path / "my dir",
         checkout=tmp_path / "my dir" / "demo" / "fleet",
-        release_file="flux/apps/demo-helm/helmrelease.yaml", current="1.0.0",
+        release_file="flux/apps/demo-helm/helmrelease.yaml", chart="demo-app", current="1.0.0",
         approve="1.1.0", push="1.2.0")
 
 
@@ -30,6 +30,7 @@ def test_three_steps_with_address_login_and_every_command_printed(tmp_path: Path
         "Push a version bump to Git by hand and watch the gate hold it",
         "Roll back and see the data return"]
     assert walk.export_line() in text
+    assert "in the row demo-app 1.0.0 → 1.1.0 (the chart;" in text
     for step in walk.steps:
         for part in step.parts:
             for line in part.lines:
@@ -37,7 +38,8 @@ def test_three_steps_with_address_login_and_every_command_printed(tmp_path: Path
     push = walk.steps[1].commands()
     assert push[1] == ("sed -i 's/version: \"1.1.0\"/version: \"1.2.0\"/' "
                        "flux/apps/demo-helm/helmrelease.yaml")
-    assert any(c.startswith("git commit") and "git push" in c for c in push)
+    assert push[2:4] == ["git commit -qam 'chore: bump demo-helm to 1.2.0 by hand'",
+                         "git push -q"]  # own lines: a failed commit stops a `bash -e`
     rollback = walk.steps[2].commands()
     assert rollback[0] == f"fluxup demo data --dir '{tmp_path}/my dir'"
     assert rollback[1] == rollback[0] + " --write 'migrated by 1.2.0: the old format is gone'"
