@@ -141,8 +141,8 @@ def build_walkthrough(*, ui_url: str, login: str, password: str, namespace: str,
         Part("watch", (
             f"kubectl get upgraderequests -n {namespace} -w",
             f"kubectl get helmrelease {app} -n {namespace} -w -o "
-            "custom-columns=VERSION:.spec.chart.spec.version,SUSPENDED:.spec.suspend,"
-            "HELD:.metadata.annotations.fluxup\\.dev/held",
+            "'custom-columns=VERSION:.spec.chart.spec.version,SUSPENDED:.spec.suspend,"
+            "HELD:.metadata.annotations.fluxup\\.dev/held'",
         )),
     ))
     rollback_step = Step("Roll back and see the data return", (

@@ -3,6 +3,7 @@ holds, and its commands work in a shell exactly as printed."""
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -40,6 +41,9 @@ def test_three_steps_with_address_login_and_every_command_printed(tmp_path: Path
                        "flux/apps/demo-helm/helmrelease.yaml")
     assert push[2:4] == ["git commit -qam 'chore: bump demo-helm to 1.2.0 by hand'",
                          "git push -q"]  # own lines: a failed commit stops a `bash -e`
+    (watch,) = [p for p in walk.steps[1].parts if p.kind == "watch"]
+    # the shell hands kubectl the escaped dot of the annotation's name
+    assert shlex.split(watch.lines[1])[-1].endswith(r"HELD:.metadata.annotations.fluxup\.dev/held")
     rollback = walk.steps[2].commands()
     assert rollback[0] == f"fluxup demo data --dir '{tmp_path}/my dir'"
     assert rollback[1] == rollback[0] + " --write 'migrated by 1.2.0: the old format is gone'"
