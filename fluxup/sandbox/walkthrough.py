@@ -139,7 +139,7 @@ def build_walkthrough(*, ui_url: str, login: str, password: str, namespace: str,
             "for your push (origin git) with its snapshots.",
         )),
         Part("watch", (
-            f"kubectl get upgraderequests -n {namespace} -w",
+            f"kubectl get upgraderequests -n {namespace} -o wide -w",
             f"kubectl get helmrelease {app} -n {namespace} -w -o "
             "'custom-columns=VERSION:.spec.chart.spec.version,SUSPENDED:.spec.suspend,"
             "HELD:.metadata.annotations.fluxup\\.dev/held'",
