@@ -279,7 +279,7 @@ def test_approver_upgrades_as_themselves(ui: UI, browser: Any, stack: Stack) -> 
     context = browser.new_context()
     page = context.new_page()
     try:
-        _login(ui, page, ui.approver, f"/apps/{app.namespace}/{app.name}")
+        _login(ui, page, ui.approver, "/")
         # a forged POST (no CSRF token, or a wrong one) is refused and creates nothing
         for form in ({"version": "1.1.0"}, {"version": "1.1.0", "csrf_token": "forged"}):
             resp = page.request.post(f"{ui.url}/apps/{app.namespace}/{app.name}/preview",
@@ -287,14 +287,17 @@ def test_approver_upgrades_as_themselves(ui: UI, browser: Any, stack: Stack) -> 
             assert resp.status == 403, resp.text()
             assert "CSRF token missing or invalid" in resp.text()
         assert _requests(sb, app.namespace) == []
-        # review: a dry run as the approver, showing the exact Git diff
-        page.locator("details summary").click()
-        page.fill("#custom-version", "1.1.0")
-        page.click("form.stack button[type=submit]")
+        # review from the inbox: the button of the update Renovate found (chart 1.2.0)
+        # starts a dry run as the approver, which shows the exact Git diff
+        review = page.get_by_role(
+            "button", name=f"Review upgrade of {app.namespace}/{app.name} to 1.2.0", exact=True)
+        assert review.count() == 1, page.locator("main").inner_text()
+        _shot(ui, page, "inbox-approver")
+        review.click()
         page.wait_for_url(re.compile(rf".*/upgrades/{app.namespace}/[^/]+/confirm$"))
         page.locator("button.primary", has_text="Confirm upgrade").wait_for(timeout=120_000)
         diff = page.locator("#git-diff").inner_text()
-        assert '+      version: "1.1.0"' in diff, diff
+        assert '+      version: "1.2.0"' in diff, diff
         _shot(ui, page, "confirm-approver")
         page.click("button.primary")
         page.wait_for_url(re.compile(rf".*/upgrades/{app.namespace}/[^/]+$"))
@@ -316,10 +319,10 @@ def test_approver_upgrades_as_themselves(ui: UI, browser: Any, stack: Stack) -> 
     audit = [e for e in events if e["reason"] == "UpgradeRequested"]
     assert len(audit) == 1, events
     assert audit[0]["message"].startswith(f"oidc:approver requested an upgrade of "
-                                          f"{app.namespace}/{app.name} to 1.1.0")
+                                          f"{app.namespace}/{app.name} to 1.2.0")
     hr = sb.get_json("helmrelease", app.name, "-n", app.namespace)
     assert hr is not None
-    assert hr["status"]["history"][0]["chartVersion"] == "1.1.0"
+    assert hr["status"]["history"][0]["chartVersion"] == "1.2.0"
     previews = [r for r in _requests(sb, app.namespace) if r["spec"].get("dryRun")]
     assert [p["metadata"]["annotations"]["fluxup.dev/requested-by"] for p in previews] == [
         "oidc:approver"]
