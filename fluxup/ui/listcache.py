@@ -12,9 +12,10 @@ What keeps it safe:
 * An entry is keyed by the **exact identity the apiserver saw** (user name and every
   group) plus the namespace asked for; it holds only what the apiserver answered that
   identity. Nobody is ever answered from another identity's entry.
-* Entries live ``ttl`` seconds (``FLUXUP_UI_LIST_CACHE_SECONDS``, default 5; 0 turns the
-  cache off), so an RBAC change is seen within that time, and a refusal (403) is never
-  cached: the next request asks the apiserver again.
+* Entries live ``ttl`` seconds from the apiserver's answer (``FLUXUP_UI_LIST_CACHE_SECONDS``,
+  default 5; 0 turns the cache off), so an RBAC change is seen within that time plus the
+  time one list takes, and a refusal (403) is never cached: the next request asks the
+  apiserver again.
 * A person's own write through the UI drops their entries (the ``forget_after_writes``
   middleware of :mod:`fluxup.ui.app`), so the page they return to shows what they did.
 * At most ``max_entries`` identities are kept (least recently used leave first), which
@@ -82,9 +83,11 @@ class ListCache(Generic[V]):
                 entry = self._fresh(key)  # another request may have loaded it meanwhile
                 if entry is not None:
                     return entry[1]
-                loaded_at = self._clock()
                 fresh = await load()
-                self._entries[key] = (loaded_at, fresh)
+                # age counts from the answer (as HTTP caches do): a list that took longer
+                # than ttl under load would otherwise be stale on arrival, and every next
+                # request would list again
+                self._entries[key] = (self._clock(), fresh)
                 self._entries.move_to_end(key)
                 while len(self._entries) > self._max:
                     self._entries.popitem(last=False)

@@ -41,6 +41,25 @@ async def test_entries_live_ttl_seconds() -> None:
     assert load.calls == 2
 
 
+async def test_age_counts_from_the_answer() -> None:
+    """A list slower than ttl (a loaded apiserver) is still reused afterwards."""
+    clock = Clock()
+    cache: ListCache[int] = ListCache(5, clock=clock)
+    calls = 0
+
+    async def slow() -> int:
+        nonlocal calls
+        calls += 1
+        clock.now += 7
+        return calls
+
+    assert await cache.get("k", slow) == 1
+    clock.now += 4.9
+    assert await cache.get("k", slow) == 1
+    clock.now += 0.1
+    assert await cache.get("k", slow) == 2
+
+
 async def test_keys_are_the_whole_identity() -> None:
     assert identity_key("alice", ("b", "a"), None) == identity_key("alice", ["a", "b"], None)
     different = {identity_key("alice", ("a",), None), identity_key("alice", ("a", "b"), None),
