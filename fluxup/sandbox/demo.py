@@ -25,6 +25,7 @@ import json
 import secrets
 import shutil
 import signal
+import subprocess
 import sys
 import time
 import urllib.error
@@ -118,14 +119,22 @@ def volume_dir(sb: Sandbox, namespace: str, pvc: str) -> Path:
     return csi_state_dir(sb) / str(handle)
 
 
+def _check_running(sb: Sandbox) -> None:
+    if not sb.running().get("kube-apiserver"):
+        raise SandboxError(f"the demo in {sb.dir} is not running; start it with `make demo` "
+                           f"(fluxup demo --dir {sb.dir})")
+
+
 def read_data(sb: Sandbox, app: DemoApp = APP) -> dict[str, bytes]:
     """The app's data file in each of its volumes (PVC name → bytes)."""
+    _check_running(sb)
     return {pvc: (volume_dir(sb, app.namespace, pvc) / DATA_FILE).read_bytes()
             for pvc in managed_pvcs(sb, app)}
 
 
 def write_data(sb: Sandbox, text: str, app: DemoApp = APP) -> dict[str, bytes]:
     """Write ``text`` (one line per volume, naming it) as the app would; return it."""
+    _check_running(sb)
     written = {}
     for pvc in managed_pvcs(sb, app):
         content = f"{text} ({pvc})\n".encode()
@@ -174,8 +183,6 @@ def _finish_scan(sb: Sandbox, pid: int, say: Say) -> None:
 def _clone(sb: Sandbox, fleet: Fleet, checkout: Path) -> None:
     """Clone the fleet repository for a person to push to by hand: the clone reads the
     Git server's password from the sandbox (a credential helper), never stores it."""
-    import subprocess
-
     password_file = sb.dir / "git" / "password"
     helper = (f"!f() {{ test \"$1\" = get || exit 0; echo username={fleet.credentials.username}; "
               f"echo \"password=$(cat '{password_file}')\"; }}; f")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fluxup.cli import build_parser
+from fluxup.cli import build_parser, main
 from fluxup.errors import SandboxError
 from fluxup.sandbox.demo import MARKER, prepare_directory
 from fluxup.sandbox.guard import STATE_FILE
@@ -64,3 +64,11 @@ def test_command_line() -> None:
     args = parser.parse_args(["demo", "data", "--dir", "d", "--write", "x y"])
     assert (args.dir, args.write, args.func.__name__) == ("d", "x y", "_demo_data")
     assert parser.parse_args(["demo", "data"]).dir == ".demo"
+
+
+def test_demo_data_of_a_stopped_demo_says_so(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / STATE_FILE).write_text(json.dumps({"token": "t-gone", "pids": {}}))
+    assert main(["demo", "data", "--dir", str(tmp_path)]) == 1
+    assert f"the demo in {tmp_path} is not running; start it with `make demo`" in \
+        capsys.readouterr().err
