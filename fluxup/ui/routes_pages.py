@@ -10,7 +10,6 @@ the error middleware in :mod:`fluxup.ui.app`.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from typing import Any
 
@@ -94,9 +93,8 @@ async def dashboard(request: web.Request) -> web.Response:
 @routes.get("/apps/{ns}/{name}")
 async def app_detail(request: web.Request) -> web.Response:
     ns, name = _ns_name(request)
-    kube = kube_of(request)
-    detail, snapshots = await asyncio.gather(service.load_app(kube, ns, name),
-                                             service.load_snapshots(kube, ns, name))
+    detail = await service.load_app(kube_of(request), ns, name)
+    snapshots = await service.load_snapshots(kube_of(request), ns, name)
     return page(request, "app.html", d=detail, app=detail.app, snapshots=snapshots)
 
 

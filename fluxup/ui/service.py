@@ -138,10 +138,10 @@ class AppDetail:
 
 
 async def load_app(kube: Kube, namespace: str, name: str) -> AppDetail:
-    raw, ups_raw, rbs_raw = await asyncio.gather(  # one round trip, not two
-        kube.get(R.MANAGEDAPP, namespace, name), kube.list(R.UPGRADEREQUEST, namespace),
-        kube.list(R.ROLLBACKREQUEST, namespace))
+    raw = await kube.get(R.MANAGEDAPP, namespace, name)
     app = ManagedApp.from_dict(raw)
+    ups_raw, rbs_raw = await asyncio.gather(kube.list(R.UPGRADEREQUEST, namespace),
+                                            kube.list(R.ROLLBACKREQUEST, namespace))
     upgrades = [u for u in _parse_all(UpgradeRequest, ups_raw)
                 if u.spec.managed_app_ref.name == name]
     epoch = ""
