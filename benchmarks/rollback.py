@@ -23,14 +23,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fluxup.api.rollbackrequest import RollbackPhase
 from fluxup.sandbox.cluster import csi_state_dir
 from fluxup.sandbox.controlplane import Sandbox, down, up
 from fluxup.sandbox.fleet import Fleet
 from fluxup.sandbox.seed import DemoApp
 from fluxup.sandbox.stack import Stack, start_stack
 
-PHASES = ("Pending", "Validating", "Suspending", "StoppingApp", "RestoringVolumes",
-          "RevertingGit", "Resuming", "StartingApp", "HealthChecking")
+PHASES = tuple(p.value for p in RollbackPhase if p.value not in ("Succeeded", "Failed"))
+STARTED = time.monotonic()
+
+
+def _say(text: str) -> None:
+    print(f"[{time.monotonic() - STARTED:7.1f}s] {text}", flush=True)
 
 
 def _get(sb: Sandbox, *args: str) -> dict[str, Any]:
@@ -48,7 +53,8 @@ def _wait(what: str, probe: Any, timeout: float) -> Any:
 
 
 def _fill(sb: Sandbox, namespace: str, pvc: str, mib: int) -> None:
-    volume = _get(sb, "pvc", pvc, "-n", namespace)["spec"]["volumeName"]
+    volume = _wait(f"PVC {pvc} Bound", lambda: _get(sb, "pvc", pvc, "-n", namespace)
+                   .get("spec", {}).get("volumeName"), 300)
     handle = _get(sb, "pv", volume)["spec"]["csi"]["volumeHandle"]
     with (csi_state_dir(sb) / handle / "fill.bin").open("wb") as out:
         for _ in range(mib):
@@ -64,6 +70,7 @@ def _round(stack: Stack, fleet: Fleet, mib: int) -> dict[str, float]:
     sb = stack.sandbox
     suffix = secrets.token_hex(3)
     app = DemoApp(f"bench-rb-{suffix}", f"bench-rb-{suffix}")
+    _say(f"{mib} MiB per volume: deploying {app.namespace}/{app.name} 1.0.0")
     fleet.add_app(app)
     fleet.wait_released(app, "1.0.0")
     stack.enrol(app.namespace)
@@ -77,6 +84,7 @@ def _round(stack: Stack, fleet: Fleet, mib: int) -> dict[str, float]:
             ["status"]["pvcs"]]
     for pvc in pvcs:
         _fill(sb, app.namespace, pvc, mib)
+    _say(f"filled {len(pvcs)} volumes with {mib} MiB each; upgrading to 1.1.0 (snapshots)")
     for kind, name, spec in (
         ("UpgradeRequest", "up", {"managedAppRef": {"name": app.name}, "targetVersion": "1.1.0"}),
         ("RollbackRequest", "undo", {"upgradeRequestRef": {"name": "up"}}),
@@ -88,12 +96,15 @@ def _round(stack: Stack, fleet: Fleet, mib: int) -> dict[str, float]:
             done = _wait("upgrade", lambda: _finished(sb, "upgraderequest", app.namespace, "up"),
                          1800)
             assert done["status"]["phase"] == "Succeeded", done["status"]
+            _say("upgraded; rolling back")
     marks: dict[str, float] = {}
     started = time.monotonic()
     while True:
         obj = _get(sb, "rollbackrequest", "undo", "-n", app.namespace)
         phase = (obj.get("status") or {}).get("phase") or "Pending"
-        marks.setdefault(phase, time.monotonic() - started)
+        if phase not in marks:
+            marks[phase] = time.monotonic() - started
+            _say(f"rollback {phase}")
         if phase in ("Succeeded", "Failed"):
             if phase == "Failed":
                 raise RuntimeError(obj["status"].get("message"))
@@ -115,16 +126,18 @@ def main() -> int:
                         help="MiB of random data per volume (two volumes per app)")
     args = parser.parse_args()
     directory = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="fluxup-bench-"))
-    sb = up(directory, full=True)
-    stack = start_stack(sb, directory / "bench-rollback",
-                        label=f"fluxup.dev/bench={secrets.token_hex(3)}")
-    fleet = Fleet.of(sb)
     rows = []
+    stack: Stack | None = None
     try:
+        sb = up(directory, full=True)
+        stack = start_stack(sb, directory / "bench-rollback",
+                            label=f"fluxup.dev/bench={secrets.token_hex(3)}")
+        fleet = Fleet.of(sb)
         for mib in args.mib:
             rows.append((mib, _round(stack, fleet, mib)))
     finally:
-        stack.stop()
+        if stack is not None:
+            stack.stop()
         if not args.dir:  # a sandbox we started ourselves
             down(directory)
     shown = [p for p in PHASES if any(p in r for _, r in rows)]

@@ -315,6 +315,15 @@ def _desired_helm_release(obj: object) -> Desired:
             ungated.append(f"chart version {version.strip()!r} is a range")
     paths, problems = image_paths_of(obj)
     images, extras = _image_values(obj, paths)
+    if get(obj, "spec", "valuesFrom"):
+        # Flux merges spec.values over valuesFrom: a path spec.values leaves unset may be
+        # set by a ConfigMap/Secret this object does not show. Only Helm's release record
+        # (line 2) sees the merged value, so this object does not determine it.
+        unset = [p for p, t in images if t is None]
+        if unset:
+            ungated.append(f"{', '.join(unset)} may come from valuesFrom")
+        images = tuple((p, t) for p, t in images if t is not None)
+        extras = tuple((p, t) for p, t in extras if t is not None)
     source = helm_release_source(obj)
     return Desired(Identity(chart, images, source, extras), tuple(ungated), problems)
 

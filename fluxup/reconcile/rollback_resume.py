@@ -41,6 +41,7 @@ from fluxup.reconcile.rollback_steps import (
     RETENTION_BEFORE,
     SUSPENDED_BY,
     flux_resource,
+    suspended_by_person,
 )
 from fluxup.reconcile.upgrade_pass import Outcome, hr_part
 from fluxup.reconcile.upgrade_preflight import build_git_changes
@@ -193,6 +194,13 @@ async def resume(rp: RollbackPass) -> Outcome:
     if progress.state is HelmState.FAILED:
         return Outcome.failed(Reason.ROLLBACK_FAILED, progress.message)
     if progress.state is HelmState.WAITING:
+        if suspended_by_person(hr):
+            meta = hr.get("metadata") or {}
+            return Outcome.waiting(
+                f"HelmRelease {meta.get('namespace')}/{meta.get('name')} was suspended by "
+                "someone else while the rollback released it; resume it (flux resume "
+                "helmrelease) so helm-controller can install the previous version"
+            )
         return Outcome.waiting(progress.message)
     return Outcome.finished(f"helm-controller released {to_gate(target).describe()}")
 

@@ -53,6 +53,7 @@ __all__ = [
     "restore_volumes",
     "stop_app",
     "suspend",
+    "suspended_by_person",
     "validate",
 ]
 
@@ -232,7 +233,7 @@ async def _flux_targets(rp: RollbackPass) -> list[tuple[SuspendableKind, str, st
     return targets
 
 
-def _suspended_by_person(obj: Obj) -> bool:
+def suspended_by_person(obj: Obj) -> bool:
     notes = (obj.get("metadata") or {}).get("annotations") or {}
     held = ann.HELD in notes  # the gate's hold is not a person's suspend
     return bool((obj.get("spec") or {}).get("suspend")) and not held and SUSPENDED_BY not in notes
@@ -246,7 +247,7 @@ async def suspend(rp: RollbackPass) -> Outcome:
         for kind, namespace, name in await _flux_targets(rp):
             obj = await kube.find(flux_resource(kind), namespace, name)
             if obj is not None:
-                states.append(SuspendedState(kind, name, namespace, _suspended_by_person(obj)))
+                states.append(SuspendedState(kind, name, namespace, suspended_by_person(obj)))
         return Outcome.waiting(
             "recorded what is suspended; suspending Flux", suspended_states=tuple(states)
         )

@@ -279,6 +279,7 @@ def start_cluster_components(sb: Sandbox, out: TextIO = sys.stdout) -> dict[str,
                 "--v=2",
             ],
             out,
+            restart=True,  # exits when its driver connection fails
         )
         start_component(
             sb,
@@ -301,6 +302,7 @@ def start_cluster_components(sb: Sandbox, out: TextIO = sys.stdout) -> dict[str,
                 "--v=2",
             ],
             out,
+            restart=True,  # exits when its driver connection fails
         )
 
     def flux() -> None:

@@ -196,12 +196,18 @@ def _apiserver_ready(sb: Sandbox) -> bool:
 
 
 def start_component(
-    sb: Sandbox, name: str, argv: list[str], out: TextIO, env: dict[str, str] | None = None
+    sb: Sandbox,
+    name: str,
+    argv: list[str],
+    out: TextIO,
+    env: dict[str, str] | None = None,
+    restart: bool = False,
 ) -> None:
-    """Start the sandbox process ``name`` unless it already runs; record its PID."""
+    """Start the sandbox process ``name`` unless it already runs; record its PID.
+    ``restart``: start it again whenever it ends (see :func:`start_process`)."""
     if name in sb.pids and is_ours(sb.pids[name], sb.token):
         return
-    sb.pids[name] = start_process(name, argv, sb.logs, sb.token, env=env)
+    sb.pids[name] = start_process(name, argv, sb.logs, sb.token, env=env, restart=restart)
     sb.save()
     print(
         f"  started {name} (pid {sb.pids[name]}, log {sb.logs / (name + '.log')})",

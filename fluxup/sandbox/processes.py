@@ -7,7 +7,9 @@ started. The wrapper's command line carries the sandbox token, and ``is_ours`` c
 it in ``/proc/<pid>/cmdline`` (readable without ptrace rights, unlike ``environ``) before
 anything is signalled, so a recycled PID of an unrelated process is never killed. When
 the program ends, the wrapper writes its exit status (or signal) to the log: a process
-that dies without printing anything still says how it died.
+that dies without printing anything still says how it died. A process started with
+``restart=True`` is started again after it ends, as the kubelet restarts a container:
+the CSI sidecars exit by design when they lose (or never get) their driver connection.
 """
 
 from __future__ import annotations
@@ -48,8 +50,11 @@ def start_process(
     token: str,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    restart: bool = False,
 ) -> int:
-    """Start ``argv`` detached, logging to ``log_dir/name.log``; return its PID."""
+    """Start ``argv`` detached, logging to ``log_dir/name.log``; return its PID (the
+    wrapper's). With ``restart`` the wrapper starts the program again each time it ends
+    (after ``RESTART_DELAY`` seconds) until the group is stopped."""
     log_dir.mkdir(parents=True, exist_ok=True)
     full_env = dict(os.environ)
     full_env.update(env or {})
@@ -62,7 +67,8 @@ def start_process(
         'setsid sh -c "$0" "$@" </dev/null >>"$FLUXUP_PROCESS_LOG" 2>&1 & echo $!'
     )
     proc = subprocess.run(
-        ["sh", "-c", launcher, _WRAPPER, _marker(token), name, *argv], env=full_env,
+        ["sh", "-c", launcher, _WRAPPER, _marker(token), name,
+         str(RESTART_DELAY) if restart else "no", *argv], env=full_env,
         cwd=cwd, capture_output=True, text=True, check=False,
     )
     if proc.returncode != 0 or not proc.stdout.strip().isdigit():
@@ -79,13 +85,19 @@ def start_process(
     return pid
 
 
-# $0 is the marker, $1 the component's name, the rest its argv. The program runs as the
-# wrapper's child in the wrapper's process group; its end is logged with its status.
+#: Seconds between a restartable process's end and its next start.
+RESTART_DELAY = 2
+
+# $0 is the marker, $1 the component's name, $2 the restart delay ("no": run once), the
+# rest its argv. The program runs as the wrapper's child in the wrapper's process group;
+# each end is logged with its status.
 _WRAPPER = (
-    'name=$1; shift; "$@"; status=$?; '
+    'name=$1; delay=$2; shift 2; while :; do "$@"; status=$?; '
     'if [ "$status" -gt 128 ]; then how="signal $((status - 128))"; '
     'else how="status $status"; fi; '
-    'echo "[fluxup-sandbox] $name exited with $how"; exit "$status"'
+    'echo "[fluxup-sandbox] $name exited with $how"; '
+    '[ "$delay" = no ] && exit "$status"; '
+    'echo "[fluxup-sandbox] restarting $name in ${delay}s"; sleep "$delay"; done'
 )
 
 

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import json
 import secrets
-from pathlib import Path
 
 import pytest
 
 from fluxup.logic import yamledit
-from fluxup.sandbox.cluster import csi_state_dir
 from fluxup.sandbox.controlplane import Sandbox
 from fluxup.sandbox.fleet import Fleet
 from fluxup.sandbox.processes import wait_until
 from fluxup.sandbox.seed import DemoApp
+from tests.integration.volumes import volume_dir
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.full]
 
@@ -72,18 +71,6 @@ def test_git_commit_upgrades_release_through_flux(sandbox: Sandbox, fleet: Fleet
     assert all(p["status"]["phase"] == "Running" for p in pods)
 
 
-def _volume_dir(sb: Sandbox, namespace: str, pvc: str) -> Path:
-    def bound() -> str | None:
-        obj = _json(sb, "get", "pvc", pvc, "-n", namespace)
-        return obj["spec"].get("volumeName") if obj["status"].get("phase") == "Bound" else None
-
-    pv = wait_until(f"PVC {pvc} Bound", bound, 60)
-    handle = _json(sb, "get", "pv", pv)["spec"]["csi"]["volumeHandle"]
-    path = csi_state_dir(sb) / handle
-    assert path.is_dir(), f"hostpath volume {path} missing"
-    return path
-
-
 def _pvc(name: str, namespace: str, snapshot: str | None = None) -> str:
     source = (
         (
@@ -102,7 +89,7 @@ def _pvc(name: str, namespace: str, snapshot: str | None = None) -> str:
 
 def test_snapshot_restores_original_bytes(sandbox: Sandbox, namespace: str) -> None:
     sandbox.kubectl("apply", "-f", "-", input=_pvc("data", namespace))
-    volume = _volume_dir(sandbox, namespace, "data")
+    volume = volume_dir(sandbox, namespace, "data")
     original = secrets.token_bytes(4096)
     (volume / "db.bin").write_bytes(original)
     sandbox.kubectl(
@@ -125,7 +112,7 @@ def test_snapshot_restores_original_bytes(sandbox: Sandbox, namespace: str) -> N
     )
     (volume / "db.bin").write_bytes(b"overwritten by a bad migration")
     sandbox.kubectl("apply", "-f", "-", input=_pvc("restored", namespace, snapshot="before"))
-    restored = _volume_dir(sandbox, namespace, "restored")
+    restored = volume_dir(sandbox, namespace, "restored")
     assert restored != volume
     assert (restored / "db.bin").read_bytes() == original
     assert (volume / "db.bin").read_bytes() == b"overwritten by a bad migration"

@@ -25,7 +25,8 @@ from fluxup.sandbox.fleet import Fleet
 from fluxup.sandbox.processes import wait_until
 from fluxup.sandbox.seed import DemoApp
 from fluxup.sandbox.stack import Stack
-from tests.integration.test_upgrade_e2e import _get, _time, _volume_dir, _wait_request
+from tests.integration.test_upgrade_e2e import _get, _time, _wait_request
+from tests.integration.volumes import volume_dir
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.full]
 
@@ -122,7 +123,7 @@ def test_image_from_values_configmap_is_held_at_the_release_record(
     assert _deployment_image(stack, app).endswith(":1.0.0")
     # slow snapshots: a window in which line 2 demonstrably holds the release
     pvc = managed["status"]["pvcs"][0]["name"]
-    (_volume_dir(sb, app.namespace, pvc) / SLOW_MARKER).write_text("6")
+    (volume_dir(sb, app.namespace, pvc) / SLOW_MARKER).write_text("6")
 
     fleet.commit({cm_path: _values_configmap(app, "1.1.0")}, "bump the image in the ConfigMap")
     fleet.sync(app.name)

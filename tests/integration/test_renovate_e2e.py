@@ -309,3 +309,76 @@ def test_operator_schedule_scans_when_it_starts(
         assert _checked(obj)["status"] == "True"
     finally:
         _restart_operator(stack, dict.fromkeys(settings))
+
+
+#: Released by the autoUpdate test (and withdrawn after it): a patch of the 1.0 line.
+AUTO_PATCH = "1.0.1"
+
+
+def _upgrade_requests(stack: Stack, app: DemoApp) -> list[dict[str, Any]]:
+    found = stack.sandbox.get_json("upgraderequest", "-n", app.namespace) or {}
+    return list(found.get("items") or [])
+
+
+def test_auto_update_patch_upgrades_without_a_human_and_a_minor_waits(
+    stack: Stack, fleet: Fleet, renovate: RenovateInstall, tmp_path: Path,
+) -> None:
+    """``autoUpdate: patch``: the scan that finds a patch starts the upgrade itself (gate,
+    snapshots, Git commit, release: Succeeded); an app whose only candidates are minor or
+    major gets none, they wait in the inbox for a person."""
+    tag = secrets.token_hex(3)
+    patchy = DemoApp(f"ap-{tag}", f"ap-{tag}")  # chart 1.0.0: 1.0.1 is a patch
+    minor = DemoApp(f"am-{tag}", f"am-{tag}", chart_version="1.1.0")  # 1.2.0 is a minor
+    policy = {"chart": {"autoUpdate": "patch"}}
+    for app in (patchy, minor):
+        fleet.add_app(app)
+    for app in (patchy, minor):
+        fleet.wait_released(app, app.chart_version)
+        stack.enrol(app.namespace)
+        stack.sandbox.kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "fluxup.dev/v1alpha1", "kind": "ManagedApp",
+            "metadata": {"name": app.name, "namespace": app.namespace},
+            "spec": {"helmReleaseRef": {"name": app.name}, "versionPolicy": policy}}))
+
+        def discovered(app: DemoApp = app) -> bool:
+            obj = _get(stack, app)
+            ready = _conditions(obj).get("Ready", {}).get("status") == "True"
+            return ready and bool(((obj.get("status") or {}).get("git") or {}).get("file"))
+
+        wait_until(f"ManagedApp {app.name} Ready with its Git file", discovered, 120)
+    fleet.publish(AUTO_PATCH)
+    try:
+        scan = _scan(stack, fleet, renovate, tmp_path)
+        _scanned(scan, patchy, minor)
+        assert _available(_get(stack, patchy)) == (AUTO_PATCH, ())
+        assert _available(_get(stack, minor)) == ("1.2.0", ())
+        # the scan decided: one automatic request for the patch, none for the minor
+        (auto,) = _upgrade_requests(stack, patchy)
+        assert auto["spec"]["origin"] == "renovate", auto["spec"]
+        assert auto["spec"]["targetVersion"] == AUTO_PATCH, auto["spec"]
+        assert _upgrade_requests(stack, minor) == []
+
+        def finished() -> dict[str, Any] | None:
+            obj = stack.sandbox.get_json("upgraderequest", auto["metadata"]["name"], "-n",
+                                         patchy.namespace) or {}
+            done = (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+            return obj if done else None
+
+        try:
+            done = wait_until("the automatic upgrade to finish", finished, 360, interval=2)
+        except SandboxError:
+            raise AssertionError(stack.operator_log_tail()) from None
+        assert done["status"]["phase"] == "Succeeded", json.dumps(done["status"], indent=1)
+        snapshots = stack.sandbox.get_json("volumesnapshot", "-n", patchy.namespace) or {}
+        assert snapshots.get("items"), "the automatic upgrade took no snapshots"
+        assert all(s["status"]["readyToUse"] for s in snapshots["items"])
+        hr = stack.sandbox.get_json("helmrelease", patchy.name, "-n", patchy.namespace) or {}
+        assert hr["status"]["history"][0]["chartVersion"] == AUTO_PATCH
+        assert any(AUTO_PATCH in m for m in fleet.log(20))  # committed to Git
+        # a later scan starts nothing new: the minor still waits for a person
+        scan = _scan(stack, fleet, renovate, tmp_path)
+        _scanned(scan, patchy, minor)
+        assert _upgrade_requests(stack, minor) == []
+        assert len(_upgrade_requests(stack, patchy)) == 1
+    finally:
+        fleet.withdraw(AUTO_PATCH)

@@ -15,14 +15,12 @@ import json
 import secrets
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fluxup.errors import SandboxError
 from fluxup.logic import yamledit
-from fluxup.sandbox.cluster import csi_state_dir
 from fluxup.sandbox.controlplane import Sandbox
 from fluxup.sandbox.csidriver import SLOW_MARKER
 from fluxup.sandbox.fleet import Fleet
@@ -37,26 +35,18 @@ from tests.integration.test_upgrade_e2e import (
     _replicas,
     _wait_request,
 )
+from tests.integration.volumes import bound_volume, pv_dir, volume_dir
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.full]
 
 DATA = "data.bin"
 
 
-def _volume_dir(sb: Sandbox, namespace: str, pvc: str) -> Path:
-    volume = _get(sb, "pvc", namespace, pvc)["spec"]["volumeName"]
-    return _pv_dir(sb, volume)
-
-
-def _pv_dir(sb: Sandbox, volume: str) -> Path:
-    return csi_state_dir(sb) / str(_get(sb, "pv", "default", volume)["spec"]["csi"]["volumeHandle"])
-
-
 def _write_known_bytes(sb: Sandbox, namespace: str, pvcs: list[str]) -> dict[str, bytes]:
     written = {}
     for pvc in pvcs:
         data = secrets.token_bytes(64 * 1024) + pvc.encode()
-        (_volume_dir(sb, namespace, pvc) / DATA).write_bytes(data)
+        (volume_dir(sb, namespace, pvc) / DATA).write_bytes(data)
         written[pvc] = data
     return written
 
@@ -66,9 +56,9 @@ def _migrate(sb: Sandbox, namespace: str, pvcs: list[str]) -> dict[str, tuple[st
     PVC → (volume, post-upgrade bytes)."""
     after = {}
     for pvc in pvcs:
-        volume = _get(sb, "pvc", namespace, pvc)["spec"]["volumeName"]
+        volume = bound_volume(sb, namespace, pvc)
         data = b"migrated:" + secrets.token_bytes(4096)
-        (_pv_dir(sb, volume) / DATA).write_bytes(data)
+        (pv_dir(sb, volume) / DATA).write_bytes(data)
         after[pvc] = (volume, data)
     return after
 
@@ -110,12 +100,12 @@ def _assert_rolled_back(
         volume = _get(sb, "pvc", app.namespace, pvc)["spec"]["volumeName"]
         old_volume, post = migrated[pvc]
         assert volume != old_volume, pvc
-        assert (_pv_dir(sb, volume) / DATA).read_bytes() == data, f"{pvc} not restored"
+        assert (pv_dir(sb, volume) / DATA).read_bytes() == data, f"{pvc} not restored"
         old = _get(sb, "pv", "default", old_volume)
         assert old["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
         assert old["metadata"]["labels"]["fluxup.dev/retained-by-rollback"] == \
             rr["metadata"]["name"]
-        assert (_pv_dir(sb, old_volume) / DATA).read_bytes() == post  # kept, not lost
+        assert (pv_dir(sb, old_volume) / DATA).read_bytes() == post  # kept, not lost
     restored = {e["name"]: e for e in rr["status"]["restoredPVCs"]}
     assert set(restored) == set(original)
     assert all(e["restored"] and e["retainedVolume"] == migrated[e["name"]][0]
@@ -275,7 +265,7 @@ def test_invalid_rollbacks_are_refused_and_change_nothing(stack: Stack, fleet: F
 
     # app busy: another upgrade is in flight (kept busy snapshotting)
     pvc = request["status"]["snapshots"][0]["pvc"]
-    (_volume_dir(sb, app.namespace, pvc) / SLOW_MARKER).write_text("60")
+    (volume_dir(sb, app.namespace, pvc) / SLOW_MARKER).write_text("60")
     _create_request(stack, app, "busy", targetVersion="1.2.0")
     wait_until("the second upgrade to hold the app", lambda: (
         _get(sb, "managedapp", app.namespace, app.name)["status"].get("activeRequest") or {}
@@ -376,6 +366,10 @@ def test_operator_sigkill_in_every_rollback_phase(stack: Stack, fleet: Fleet) ->
     try:
         rr = wait_until("the rollback to finish despite SIGKILLs", kill_on_new_phase, 500,
                         interval=0.2)
+    except SandboxError:
+        obj = _get(stack.sandbox, "rollbackrequest", app.namespace, "crashy") or {}
+        raise AssertionError(f"killed in {killed}; {json.dumps(obj.get('status'), indent=1)}"
+                             f"\n{stack.operator_log_tail()}") from None
     finally:
         stack.start_operator()  # no-op when it runs
     assert rr["status"]["phase"] == "Succeeded", (killed, rr["status"])

@@ -36,7 +36,8 @@ from fluxup.sandbox.renovate import ensure_renovate
 from fluxup.sandbox.seed import DemoApp
 from fluxup.sandbox.stack import Stack
 from tests.integration.test_renovate_e2e import _scan
-from tests.integration.test_rollback_e2e import DATA, _migrate, _volume_dir, _write_known_bytes
+from tests.integration.test_rollback_e2e import DATA, _migrate, _write_known_bytes
+from tests.integration.volumes import volume_dir
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.full]
 
@@ -304,7 +305,10 @@ def test_approver_upgrades_as_themselves(ui: UI, browser: Any, stack: Stack) -> 
         name = page.url.rsplit("/", 1)[1]
         assert "requested by oidc:approver" in page.locator("main").inner_text()
         # live progress over SSE: the phase on the open page moves to Succeeded
-        page.locator("#phase[data-phase='Succeeded']").wait_for(timeout=300_000)
+        page.locator("#phase[data-phase='Succeeded'], #phase[data-phase='Failed']").wait_for(
+            timeout=300_000)
+        assert page.locator("#phase").get_attribute("data-phase") == "Succeeded", (
+            page.locator("main").inner_text())
         assert page.locator("p.ok[role=status]").inner_text().startswith("Upgrade complete.")
         assert page.locator("ul.snapshots li").count() == 2
         _shot(ui, page, "progress-approver")
@@ -353,7 +357,10 @@ def test_approver_rolls_back_after_the_data_loss_warning(ui: UI, browser: Any,
         page.check("#confirm")
         page.click("button.danger")
         page.wait_for_url(re.compile(rf".*/rollbacks/{app.namespace}/[^/]+$"))
-        page.locator("#phase[data-phase='Succeeded']").wait_for(timeout=300_000)
+        page.locator("#phase[data-phase='Succeeded'], #phase[data-phase='Failed']").wait_for(
+            timeout=300_000)
+        assert page.locator("#phase").get_attribute("data-phase") == "Succeeded", (
+            page.locator("main").inner_text())
         assert page.locator("p.ok[role=status]").inner_text() == "Rollback complete."
         _shot(ui, page, "rollback-progress-approver")
         name = page.url.rsplit("/", 1)[1]
@@ -363,7 +370,7 @@ def test_approver_rolls_back_after_the_data_loss_warning(ui: UI, browser: Any,
     assert rr is not None
     assert rr["metadata"]["annotations"]["fluxup.dev/requested-by"] == "oidc:approver"
     for pvc, data in ui.original.items():
-        assert (_volume_dir(sb, app.namespace, pvc) / DATA).read_bytes() == data, pvc
+        assert (volume_dir(sb, app.namespace, pvc) / DATA).read_bytes() == data, pvc
         claim = sb.get_json("pvc", pvc, "-n", app.namespace) or {}
         assert claim["spec"]["volumeName"] != migrated[pvc][0]  # a new volume
     hr = sb.get_json("helmrelease", app.name, "-n", app.namespace)

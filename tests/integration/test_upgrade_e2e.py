@@ -20,13 +20,13 @@ import pytest
 from fluxup.errors import SandboxError
 from fluxup.logic import yamledit
 from fluxup.sandbox.charts import BROKEN_VERSION
-from fluxup.sandbox.cluster import csi_state_dir
 from fluxup.sandbox.controlplane import Sandbox
 from fluxup.sandbox.csidriver import FAIL_MARKER, SLOW_MARKER
 from fluxup.sandbox.fleet import Fleet
 from fluxup.sandbox.processes import wait_until
 from fluxup.sandbox.seed import DemoApp
 from fluxup.sandbox.stack import Stack
+from tests.integration.volumes import volume_dir
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.full]
 
@@ -259,11 +259,6 @@ def test_operator_sigkill_at_every_phase_still_ends_in_one_upgrade(
     assert {s["metadata"]["labels"]["fluxup.dev/upgrade-request"] for s in snaps} == {"crashy"}
 
 
-def _volume_dir(sb: Sandbox, namespace: str, pvc: str) -> Path:
-    volume = _get(sb, "pvc", namespace, pvc)["spec"]["volumeName"]
-    return csi_state_dir(sb) / _get(sb, "pv", "default", volume)["spec"]["csi"]["volumeHandle"]
-
-
 def _assert_never_released(stack: Stack, app: DemoApp, version: str = "1.1.0") -> None:
     hr = _get(stack.sandbox, "helmrelease", app.namespace, app.name)
     assert hr["status"]["history"][0]["chartVersion"] == "1.0.0"
@@ -276,7 +271,7 @@ def test_snapshot_error_fails_and_never_releases(stack: Stack, fleet: Fleet) -> 
     app = DemoApp(f"snaperr-{secrets.token_hex(3)}", f"snaperr-{secrets.token_hex(3)}")
     managed = _managed_app(stack, fleet, app)
     pvc = managed["status"]["pvcs"][0]["name"]
-    (_volume_dir(stack.sandbox, app.namespace, pvc) / FAIL_MARKER).write_text("")
+    (volume_dir(stack.sandbox, app.namespace, pvc) / FAIL_MARKER).write_text("")
     _bump(fleet, app, "1.1.0")
     request = _wait_request(stack, app, "Failed")
     assert "snapshot failed" in request["status"]["message"]
@@ -292,7 +287,7 @@ def test_snapshot_deadline_fails_and_never_releases(stack: Stack, fleet: Fleet) 
     app = DemoApp(f"slow-{secrets.token_hex(3)}", f"slow-{secrets.token_hex(3)}")
     managed = _managed_app(stack, fleet, app, timeouts={"snapshot": "3s"})
     pvc = managed["status"]["pvcs"][0]["name"]
-    (_volume_dir(stack.sandbox, app.namespace, pvc) / SLOW_MARKER).write_text("20")
+    (volume_dir(stack.sandbox, app.namespace, pvc) / SLOW_MARKER).write_text("20")
     _bump(fleet, app, "1.1.0")
     request = _wait_request(stack, app, "Failed")
     assert "Snapshotting did not finish before its deadline" in request["status"]["message"]
@@ -379,7 +374,7 @@ def test_deleting_an_in_flight_request_gives_replicas_back(stack: Stack, fleet: 
     managed = _managed_app(stack, fleet, app, quiesce={"enabled": True})
     before = _replicas(sb, app.namespace)
     pvc = managed["status"]["pvcs"][0]["name"]
-    (_volume_dir(sb, app.namespace, pvc) / SLOW_MARKER).write_text("60")
+    (volume_dir(sb, app.namespace, pvc) / SLOW_MARKER).write_text("60")
     _create_request(stack, app, "abandoned", targetVersion="1.1.0")
     wait_until("writers stopped for the snapshots", lambda: (
         (_get(sb, "upgraderequest", app.namespace, "abandoned") or {}).get("status", {})
@@ -403,7 +398,7 @@ def test_emergency_bypass_is_allowed_and_audited(stack: Stack, fleet: Fleet) -> 
     managed = _managed_app(stack, fleet, app)
     pvc = managed["status"]["pvcs"][0]["name"]
     # keep the request busy snapshotting, so the hold is still there when a person steps in
-    (_volume_dir(sb, app.namespace, pvc) / SLOW_MARKER).write_text("60")
+    (volume_dir(sb, app.namespace, pvc) / SLOW_MARKER).write_text("60")
     _bump(fleet, app, "1.1.0")
     wait_until("the gate to hold 1.1.0", lambda: (
         _get(sb, "helmrelease", app.namespace, app.name) or {}).get("spec", {}).get("suspend"),

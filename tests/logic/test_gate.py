@@ -691,3 +691,29 @@ def test_a_bypass_that_comes_from_git_lets_nothing_new_through() -> None:
     person["spec"]["suspend"] = False
     action, _, verdict, _ = _admit(person, final, user="alice")
     assert (action, verdict.allowed, verdict.reason) == ("unsuspend", False, "HeldUnsuspend")
+
+
+def _with_values_from(obj: dict[str, Any]) -> dict[str, Any]:
+    obj["spec"]["valuesFrom"] = [{"kind": "ConfigMap", "name": "my-app-values"}]
+    return obj
+
+
+def test_an_image_path_left_to_values_from_is_not_judged_at_apply_time() -> None:
+    """The tag lives in a valuesFrom ConfigMap the HelmRelease does not show: line 1
+    neither holds the object for it (the release record, line 2, does) nor lets a tag
+    written into spec.values (which Flux merges over valuesFrom) pass unnoticed."""
+    released = json.dumps({"chart": "12.4.0", "images": {"image.tag": "1.0.0"},
+                           "source": HR_SOURCE}, sort_keys=True, separators=(",", ":"))
+    stored = _with_values_from(hr(paths=["image.tag"], history="12.4.0",
+                                  notes={ann.RELEASED: released}))
+    incoming = copy.deepcopy(stored)
+    incoming["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"] = "now"
+    decision = evaluate(GatedKind.HELM_RELEASE, incoming, stored, "UPDATE")
+    assert (decision.outcome, decision.reason) == (Outcome.ALLOW, Reason.UNCHANGED)
+    assert any("valuesFrom" in u for u in decision.desired.ungated)
+
+    overridden = copy.deepcopy(stored)
+    overridden["spec"]["values"] = {"image": {"tag": "1.1.0"}}
+    decision = evaluate(GatedKind.HELM_RELEASE, overridden, stored, "UPDATE")
+    assert (decision.outcome, decision.reason) == (Outcome.HOLD, Reason.NOT_APPROVED)
+    assert dict(decision.desired.identity.images) == {"image.tag": "1.1.0"}

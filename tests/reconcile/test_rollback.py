@@ -321,3 +321,36 @@ async def test_statefulset_claims_survive_scale_down_and_the_policy_comes_back(
     after = world.get(R.STATEFULSET, APP)
     assert after["spec"]["persistentVolumeClaimRetentionPolicy"] == policy
     assert "fluxup.dev/pvc-retention-before-rollback" not in after["metadata"]["annotations"]
+
+
+async def test_a_release_suspended_by_a_person_while_resuming_says_what_to_do(
+    world: World,
+) -> None:
+    """Someone suspends the HelmRelease the rollback has just released: helm-controller
+    will never act, so the request says exactly that (and how to go on) instead of the
+    generic wait, and finishes once the person resumes it."""
+    _rollback(world)
+    for _ in range(60):
+        await reconcile_rollback(world.ctx, world.get(R.ROLLBACKREQUEST, "undo"))
+        rr, hr = world.get(R.ROLLBACKREQUEST, "undo"), world.get(R.HELMRELEASE, APP)
+        released = "fluxup.dev/suspended-by-rollback" not in (
+            hr["metadata"].get("annotations") or {})
+        if rr["status"]["phase"] == "Resuming" and released:
+            break  # before helm-controller (played below) acts on it
+        _play_controllers(world)
+        world.clock.advance(seconds=1)
+    else:
+        raise AssertionError("the rollback never released the HelmRelease")
+    hr["spec"]["suspend"] = True  # a person: no rollback annotation, no gate hold
+    world.kube.put(R.HELMRELEASE, hr)
+    await reconcile_rollback(world.ctx, world.get(R.ROLLBACKREQUEST, "undo"))
+    rr = world.get(R.ROLLBACKREQUEST, "undo")
+    assert rr["status"]["phase"] == "Resuming", rr["status"]
+    assert "suspended by someone else" in rr["status"]["message"], rr["status"]
+    assert "flux resume helmrelease" in rr["status"]["message"]
+
+    hr = world.get(R.HELMRELEASE, APP)
+    hr["spec"]["suspend"] = False  # they resume it
+    world.kube.put(R.HELMRELEASE, hr)
+    rr, _ = await _run(world, "undo")
+    assert rr["status"]["phase"] == "Succeeded", rr["status"]

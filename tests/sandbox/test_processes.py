@@ -108,3 +108,24 @@ def test_a_child_that_left_the_group_is_found_by_token_and_stopped(tmp_path: Pat
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGKILL)
+
+
+def test_a_restartable_process_is_started_again_until_stopped(tmp_path: Path) -> None:
+    """A CSI sidecar exits when its driver connection fails; like the kubelet, the
+    wrapper starts it again (each run appends a line) until the group is stopped."""
+    runs = tmp_path / "runs"
+    pid = start_process("sidecar", ["sh", "-c", f"echo run >> {runs}; exit 1"], tmp_path,
+                        "tok-r", restart=True)
+    try:
+        wait_until("a second run", lambda: runs.exists() and
+                   len(runs.read_text().splitlines()) >= 2, 20)
+        assert is_ours(pid, "tok-r")  # the wrapper stays while it restarts the program
+        log = _log(tmp_path, "sidecar")
+        assert "[fluxup-sandbox] sidecar exited with status 1" in log
+        assert "[fluxup-sandbox] restarting sidecar in 2s" in log
+    finally:
+        assert stop_process(pid, "tok-r", grace=5)
+    assert not group_alive(pid)
+    count = len(runs.read_text().splitlines())
+    time.sleep(3)
+    assert len(runs.read_text().splitlines()) == count  # stopped means no more runs
