@@ -133,8 +133,7 @@ def determine_bypass_action(kind: GatedKind, obj: Mapping[str, object]) -> Bypas
         return BypassAction.AUDIT
     if binding is None:
         return BypassAction.NONE
-    paths = tuple(path for path, _ in binding.identity.images)
-    deployed = determine_deployed(kind, obj, obj, paths)
+    deployed = determine_deployed(kind, obj, obj)
     if not deployed.nothing and deployed.satisfied_by(binding.identity):
         return BypassAction.CLEAR
     return BypassAction.NONE

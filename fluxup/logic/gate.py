@@ -121,8 +121,7 @@ def evaluate(
         return GateDecision(Outcome.ALLOW, Reason.VERSION_RANGE, desired)
     if operation == "UPDATE" and stored is None:
         return GateDecision(Outcome.HOLD, Reason.STORED_OBJECT_MISSING, desired)
-    paths = tuple(path for path, _ in desired.identity.images)
-    deployed = determine_deployed(kind, stored if operation == "UPDATE" else None, incoming, paths)
+    deployed = determine_deployed(kind, stored if operation == "UPDATE" else None, incoming)
     if deployed.nothing:
         return GateDecision(Outcome.ALLOW, Reason.FIRST_INSTALL, desired, deployed)
     if deployed.satisfied_by(desired.identity):

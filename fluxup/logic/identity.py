@@ -396,7 +396,6 @@ def determine_deployed(
     kind: GatedKind,
     stored: Mapping[str, object] | None,
     incoming: Mapping[str, object],
-    image_paths: tuple[str, ...] = (),
 ) -> Deployed:
     """The identity running now.
 
@@ -430,14 +429,11 @@ def determine_deployed(
     chart_source = released.source if released else None
     held = stored is not None and ann.HELD in annotations_of(stored)
     if stored is not None and not held:
-        # at rest Flux has reconciled the stored spec; a held object's spec is not running
-        parsed = []
-        for path in image_paths:
-            try:
-                parsed.append(parse_value_path(path))
-            except ValuePathError:
-                continue
-        spec_images, spec_extras = _image_values(stored, tuple(parsed))
+        # at rest Flux has reconciled the stored spec; a held object's spec is not running.
+        # Every path of the policy in force counts, also one the incoming object leaves to
+        # valuesFrom: its repository/registry/digest siblings may still be in spec.values.
+        paths = image_paths_of(incoming)[0] if kind is GatedKind.HELM_RELEASE else ()
+        spec_images, spec_extras = _image_values(stored, paths)
         for path, value in spec_images:
             images.setdefault(path, value)
         for path, value in spec_extras:

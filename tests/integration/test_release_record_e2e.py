@@ -81,7 +81,14 @@ def _record_denial(stack: Stack, app: DemoApp) -> dict[str, Any]:
                 return hr
         return None
 
-    return wait_until(f"line 2 to deny a revision of {app.name}", denied, 180, interval=2)
+    try:
+        return wait_until(f"line 2 to deny a revision of {app.name}", denied, 180, interval=2)
+    except SandboxError:
+        hr = _get(stack.sandbox, "helmrelease", app.namespace, app.name) or {}
+        seen = {"annotations": hr.get("metadata", {}).get("annotations"),
+                "suspend": hr.get("spec", {}).get("suspend"), "status": hr.get("status")}
+        raise AssertionError(f"{json.dumps(seen, indent=1)}\n{stack.operator_log_tail()}"
+                             ) from None
 
 
 def _snapshots_before_deploy(stack: Stack, app: DemoApp, request: dict[str, Any]) -> None:

@@ -717,3 +717,15 @@ def test_an_image_path_left_to_values_from_is_not_judged_at_apply_time() -> None
     decision = evaluate(GatedKind.HELM_RELEASE, overridden, stored, "UPDATE")
     assert (decision.outcome, decision.reason) == (Outcome.HOLD, Reason.NOT_APPROVED)
     assert dict(decision.desired.identity.images) == {"image.tag": "1.1.0"}
+
+
+def test_enrolling_an_app_whose_tag_comes_from_values_from_holds_nothing() -> None:
+    """The operator's first patch of such a release (label, image paths) arrives with
+    nothing recorded yet: what runs is the stored spec, whose image repository beside the
+    valuesFrom tag must count as running, or the app is held for a version it runs."""
+    values = {"image": {"repository": "registry/app"}}
+    stored = _with_values_from(hr(values=values, history="12.4.0", managed=False))
+    incoming = _with_values_from(hr(values=values, history="12.4.0", paths=["image.tag"]))
+    decision = evaluate(GatedKind.HELM_RELEASE, incoming, stored, "UPDATE")
+    assert (decision.outcome, decision.reason) == (Outcome.ALLOW, Reason.UNCHANGED)
+    assert dict(decision.desired.identity.extras) == {"image.repository": "registry/app"}

@@ -314,9 +314,9 @@ def test_deployed_from_v2beta1_last_applied_revision() -> None:
 
 def test_deployed_history_wins_over_released_chart_and_released_gives_images() -> None:
     released = Identity("12.3.0", (("image.tag", "1.0"),)).to_json()
-    stored = helm_release(annotations={ann.RELEASED: released},
+    stored = helm_release(annotations={ann.RELEASED: released}, paths=["image.tag"],
                           status={"history": [{"chartVersion": "12.4.0"}]})
-    deployed = determine_deployed(HR, stored, stored, ("image.tag",))
+    deployed = determine_deployed(HR, stored, stored)
     assert deployed.candidates == (
         Identity("12.4.0", (("image.tag", "1.0"),), SOURCE, NO_EXTRAS),
     )
@@ -344,12 +344,12 @@ def test_deployed_on_create_ignores_incoming_status_but_reads_released() -> None
 def test_deployed_images_fall_back_to_unheld_stored_spec() -> None:
     stored = helm_release(values={"image": {"tag": "1.0"}}, paths=["image.tag"],
                           status={"history": [{"chartVersion": "12.4.0"}]})
-    deployed = determine_deployed(HR, stored, stored, ("image.tag",))
+    deployed = determine_deployed(HR, stored, stored)
     assert deployed.candidates == (
         Identity("12.4.0", (("image.tag", "1.0"),), SOURCE, NO_EXTRAS),
     )
     held = dict(stored, metadata={"annotations": {ann.HELD: "{}"}})
-    deployed = determine_deployed(HR, held, held, ("image.tag",))
+    deployed = determine_deployed(HR, held, held)
     # image and source unknown: a held spec is not running
     assert deployed.candidates == (Identity("12.4.0"),)
 
