@@ -222,6 +222,25 @@ async def build_git_changes(
     return changes
 
 
+def _target_differs(
+    p: Pass, same: bool, previous: Identity, target: Identity
+) -> PreflightCheck:
+    """A request for what already runs fails, unless the gate holds something for it:
+    the gate saw a difference the version fields do not show (a chart source, an image
+    repository, Helm's merged values), and snapshots then a release resolve the hold."""
+    if not same:
+        return _check("target-differs", True,
+                      f"{to_gate(previous).describe()} -> {to_gate(target).describe()}")
+    if p.ur.metadata.annotations.get(RELEASE_HELD):
+        return _check("target-differs", True, "Helm's release record asks for a new identity")
+    if p.ur.spec.origin is Origin.GIT:
+        return _check("target-differs", True,
+                      "the admission gate holds a change of the HelmRelease beyond its "
+                      "version fields")
+    return _check("target-differs", False,
+                  f"{p.app.metadata.name} already runs {to_gate(target).describe()}")
+
+
 async def preflight(p: Pass) -> Outcome:
     """Check everything an upgrade needs; resolve the target; compute the exact Git diff."""
     hr = await helm_release(p)
@@ -257,21 +276,10 @@ async def preflight(p: Pass) -> Outcome:
         )
     if target.version:
         checks.append(await _target_exists(p, hr, oci, target.version))
-    held_at_record = p.ur.metadata.annotations.get(RELEASE_HELD)
     same = to_gate(previous).satisfies(to_gate(target)) and to_gate(target).satisfies(
         to_gate(previous)
     )
-    checks.append(
-        _check(
-            "target-differs",
-            not same or bool(held_at_record),
-            f"{p.app.metadata.name} already runs {to_gate(target).describe()}"
-            if same and not held_at_record
-            else "Helm's release record asks for a new identity"
-            if same
-            else f"{to_gate(previous).describe()} -> {to_gate(target).describe()}",
-        )
-    )
+    checks.append(_target_differs(p, same, previous, target))
     ready, why = _ready(hr)
     checks.append(_check("app-healthy", ready, why or "HelmRelease Ready", warn_only=True))
     snapshots_on = p.app.spec.volume_snapshots.enabled and not p.ur.spec.skip_snapshot

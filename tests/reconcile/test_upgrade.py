@@ -376,3 +376,28 @@ async def test_the_source_credentials_come_from_its_secret_ref(world: World) -> 
     checks = {c["name"]: c for c in world.get(R.UPGRADEREQUEST, "unlocked")["status"][
         "preflight"]}
     assert checks["target-version-exists"]["result"] == "Passed"
+
+
+async def test_a_git_hold_of_the_running_version_is_snapshotted_and_released(
+    world: World,
+) -> None:
+    """The gate held the running chart version for a change the version fields do not
+    show (here: the chart source moved). The request does not fail as "already runs" —
+    that would leave the release held for good — it snapshots and releases the hold."""
+    world.gate_holds("1.0.0")  # what runs
+    world.request("same", targetVersion="1.0.0", origin="git")
+    assert await run(world, "same", 3) == ["Preflight", "AwaitingApply", "Snapshotting"]
+    checks = {c["name"]: c for c in world.get(R.UPGRADEREQUEST, "same")["status"]["preflight"]}
+    assert checks["target-differs"]["result"] == "Passed"
+    assert "beyond its version fields" in checks["target-differs"]["message"]
+    assert await run(world, "same") == ["Snapshotting"]  # taken, not ready yet
+    world.snapshots_ready()
+    assert await run(world, "same", 2) == ["Releasing", "Upgrading"]
+    assert world.get(R.HELMRELEASE, APP)["spec"]["suspend"] is False
+
+
+async def test_a_person_asking_for_the_running_version_is_told_so(world: World) -> None:
+    world.request("noop", targetVersion="1.0.0")  # kubectl
+    assert await run(world, "noop", 2) == ["Preflight", "Failed"]
+    assert "already runs 1.0.0" in world.get(R.UPGRADEREQUEST, "noop")["status"]["message"]
+    assert world.kube.all(R.SNAPSHOT, NS) == []
