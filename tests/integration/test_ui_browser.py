@@ -8,12 +8,15 @@ bound to ``fluxup-viewer`` in the app's namespace) and an approver (``fluxup-app
 Every Kubernetes call of the UI impersonates them, so the apiserver decides; a
 ValidatingAdmissionPolicy in the test namespace makes the apiserver itself check that
 whoever creates an UpgradeRequest is the user its ``fluxup.dev/requested-by`` names.
-Screenshots of each page land in the test's temporary directory.
+Screenshots of each page are kept as test artifacts: in ``$FLUXUP_ARTIFACTS/screenshots``
+(default ``.artifacts/screenshots`` in the checkout, which git ignores), where CI finds
+them after the run.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import urllib.error
@@ -38,6 +41,9 @@ from fluxup.sandbox.stack import Stack
 from tests.integration.test_renovate_e2e import _scan
 from tests.integration.test_rollback_e2e import DATA, _migrate, _write_known_bytes
 from tests.integration.volumes import volume_dir
+
+#: Where the screenshots are kept after the run (CI collects this directory).
+ARTIFACTS = Path(os.environ.get("FLUXUP_ARTIFACTS") or Path(__file__).parents[2] / ".artifacts")
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.full]
 
@@ -155,7 +161,7 @@ def ui(stack: Stack, fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> 
     stack.restart_operator(ui_env)
     try:
         wait_until("the UI", lambda: _healthy(url), 60, stack.operator_log)
-        yield UI(url, dex, viewer, approver, app, work / "screenshots", original)
+        yield UI(url, dex, viewer, approver, app, ARTIFACTS / "screenshots", original)
     finally:
         stack.restart_operator(dict.fromkeys(ui_env))  # back to the operator without UI
         dex.stop()
