@@ -77,6 +77,8 @@ class MemoryKube:
         self.calls: list[tuple[str, str, str]] = []
         self._versions = itertools.count(1)
         self._failures: dict[str, list[KubeError]] = {}
+        #: apiVersions discovery answers 404 for (a cluster that stopped serving them)
+        self.unserved: set[str] = set()
 
     # --- test helpers -----------------------------------------------------------------
 
@@ -193,6 +195,12 @@ class MemoryKube:
                 self._store(key, current)
             return
         del self.objects[key]
+
+    async def served_kinds(self, api_version: str) -> frozenset[str] | None:
+        """The kinds of :data:`_KINDS` under ``api_version``, unless it is ``unserved``."""
+        self._enter("discover", Resource("", api_version, ""), api_version)
+        kinds = frozenset(k for r, k in _KINDS.items() if r.api_version == api_version)
+        return None if api_version in self.unserved or not kinds else kinds
 
     # --- internals --------------------------------------------------------------------
 

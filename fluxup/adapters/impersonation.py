@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from fluxup.adapters.kube import Obj, Resource
+from fluxup.adapters.kube import Obj, Resource, discovery_path, served_kinds_of
 from fluxup.errors import KubeConflict, KubeError, KubeForbidden, KubeNotFound
 
 __all__ = ["Impersonator", "UserKube", "build_impersonation_headers"]
@@ -158,6 +158,17 @@ class UserKube:
     async def delete(self, res: Resource, namespace: str | None, name: str) -> None:
         await self.impersonator.request("DELETE", res.path(namespace, name),
                                         f"delete {res.plural} {name}", self.identity)
+
+    async def served_kinds(self, api_version: str) -> frozenset[str] | None:
+        path = discovery_path(api_version)
+        if path is None:
+            return None
+        try:
+            found = await self.impersonator.request("GET", path, f"discover {api_version}",
+                                                    self.identity)
+        except KubeNotFound:
+            return None
+        return served_kinds_of(found)
 
     async def can(self, verb: str, res: Resource, namespace: str | None) -> bool:
         """Whether this user may ``verb`` the resource (a SelfSubjectAccessReview)."""

@@ -10,6 +10,7 @@ and messages never contain request bodies (which can hold secrets).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -101,6 +102,26 @@ class Kube(Protocol):
         self, res: Resource, namespace: str | None, body: Obj, manager: str, sub: str = ""
     ) -> Obj: ...
     async def delete(self, res: Resource, namespace: str | None, name: str) -> None: ...
+    async def served_kinds(self, api_version: str) -> frozenset[str] | None: ...
+
+
+_API_VERSION = re.compile(r"^(?:[a-z0-9]([a-z0-9.-]*[a-z0-9])?/)?v[0-9]+(?:(?:alpha|beta)[0-9]+)?$")
+
+
+def discovery_path(api_version: str) -> str | None:
+    """The discovery URL path of ``api_version`` (``/api/v1``, ``/apis/<group>/<version>``);
+    ``None`` when it is not a well-formed apiVersion (never a path to anything else)."""
+    if not _API_VERSION.match(api_version):
+        return None
+    return f"/apis/{api_version}" if "/" in api_version else f"/api/{api_version}"
+
+
+def served_kinds_of(discovery: Obj) -> frozenset[str]:
+    """The kinds an APIResourceList serves (subresources such as ``pods/log`` left out)."""
+    return frozenset(
+        str(r["kind"]) for r in discovery.get("resources") or []
+        if isinstance(r, dict) and r.get("kind") and "/" not in str(r.get("name", ""))
+    )
 
 
 def _translate(exc: ApiException, what: str) -> KubeError:
@@ -223,3 +244,14 @@ class KubeApi:
             await self._call("DELETE", res.path(namespace, name), f"delete {res.plural} {name}")
         except KubeNotFound:
             return
+
+    async def served_kinds(self, api_version: str) -> frozenset[str] | None:
+        """The kinds the cluster serves under ``api_version``; ``None`` when it serves no
+        such group/version (or the text is no apiVersion)."""
+        path = discovery_path(api_version)
+        if path is None:
+            return None
+        try:
+            return served_kinds_of(await self._call("GET", path, f"discover {api_version}"))
+        except KubeNotFound:
+            return None

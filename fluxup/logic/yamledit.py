@@ -59,6 +59,7 @@ __all__ = [
     "edit_scalar",
     "edit_values_image_tag",
     "find_documents",
+    "list_documents",
     "normalize_repository",
     "parse_image",
     "read_scalar",
@@ -169,6 +170,12 @@ def find_documents(
     if kind not in text or name not in text:  # cheap pre-filter for tree scans
         return []
     return [d.ref for d in _matching(_documents(text, path), kind, name, namespace, api_group)]
+
+
+def list_documents(text: str, path: str = "<text>") -> list[DocumentRef]:
+    """Every Kubernetes object document (one with ``kind`` and ``metadata.name``) in
+    ``text``. Raises InvalidYamlError when the text is not YAML."""
+    return [d.ref for d in _documents(text, path)]
 
 
 def read_scalar(

@@ -23,6 +23,7 @@ from fluxup.api.upgraderequest import (
 )
 from fluxup.errors import ChartSourceError, FluxUpError, YamlEditError
 from fluxup.logic import yamledit
+from fluxup.logic.api_served import api_versions_of, find_unserved
 from fluxup.logic.identity import is_exact_version, normalize_chart_version
 from fluxup.logic.targets import to_gate
 from fluxup.reconcile.context import Context
@@ -222,6 +223,32 @@ async def build_git_changes(
     return changes
 
 
+async def _api_versions_served(
+    ctx: Context, changes: dict[str, tuple[str, str]]
+) -> PreflightCheck:
+    """Every object in the files the commit changes has an apiVersion and kind the cluster
+    serves (discovery), so Flux can still apply them after the commit."""
+    try:
+        documents = {
+            path: await asyncio.to_thread(yamledit.list_documents, new, path)
+            for path, (_, new) in changes.items()
+        }
+    except YamlEditError as exc:
+        return _check("api-versions-served", False, str(exc))
+    served = {
+        version: await ctx.kube.served_kinds(version)
+        for version in api_versions_of(d for docs in documents.values() for d in docs)
+    }
+    problems = find_unserved(documents, served)
+    if problems:
+        return _check("api-versions-served", False,
+                      "; ".join(problems) + "; move the file to an apiVersion the cluster "
+                      "serves before upgrading (nothing was committed)")
+    kinds = sum(len(list(docs)) for docs in documents.values())
+    return _check("api-versions-served", True,
+                  f"the cluster serves all {kinds} object(s) in the changed file(s)")
+
+
 def _target_differs(
     p: Pass, same: bool, previous: Identity, target: Identity
 ) -> PreflightCheck:
@@ -333,6 +360,8 @@ async def preflight(p: Pass) -> Outcome:
                     else "Git already has the target version; nothing to commit",
                 )
             )
+            if changes:
+                checks.append(await _api_versions_served(p.ctx, changes))
         diff = (
             "".join(
                 yamledit.diff_text(path, old, new) for path, (old, new) in sorted(changes.items())

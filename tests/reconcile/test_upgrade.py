@@ -401,3 +401,31 @@ async def test_a_person_asking_for_the_running_version_is_told_so(world: World) 
     assert await run(world, "noop", 2) == ["Preflight", "Failed"]
     assert "already runs 1.0.0" in world.get(R.UPGRADEREQUEST, "noop")["status"]["message"]
     assert world.kube.all(R.SNAPSHOT, NS) == []
+
+
+async def test_a_file_flux_could_no_longer_apply_is_refused_before_anything_is_committed(
+    world: World, tmp_path: Path, fleet_repo: Path
+) -> None:
+    """The cluster stopped serving the apiVersion the app's file uses (a Flux upgrade
+    dropped it): committing the bump would break the Kustomization's next apply, so the
+    request fails in preflight, names the file and line, and Git is left alone."""
+    backend = _use_git(world, fleet_repo, tmp_path)
+    head = await backend.head()
+    world.kube.unserved.add("helm.toolkit.fluxcd.io/v2")
+    world.request("stale", targetVersion="1.1.0", origin="kubectl")
+    assert await run(world, "stale", 2) == ["Preflight", "Failed"]
+    status = world.get(R.UPGRADEREQUEST, "stale")["status"]
+    checks = {c["name"]: c for c in status["preflight"]}
+    assert checks["api-versions-served"]["result"] == "Failed"
+    assert ("apps/web.yaml:1: HelmRelease web uses apiVersion helm.toolkit.fluxcd.io/v2, "
+            "which the cluster does not serve") in status["message"]
+    assert await backend.head() == head  # nothing committed
+    assert world.kube.all(R.SNAPSHOT, NS) == []
+
+    world.kube.unserved.clear()  # served again: the same version goes through
+    world.request("fresh", targetVersion="1.1.0", origin="kubectl")
+    assert (await run(world, "fresh", 2))[-1] == "Committing"
+    checks = {c["name"]: c for c in world.get(R.UPGRADEREQUEST, "fresh")["status"]["preflight"]}
+    assert checks["api-versions-served"] == {
+        "name": "api-versions-served", "result": "Passed",
+        "message": "the cluster serves all 1 object(s) in the changed file(s)"}
