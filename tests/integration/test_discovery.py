@@ -15,10 +15,13 @@ async def test_served_kinds_as_the_operator(stack: Stack) -> None:
     kube, api = await _operator_kube(stack.sandbox)
     async with api:
         flux = await kube.served_kinds("helm.toolkit.fluxcd.io/v2")
-        assert flux is not None and "HelmRelease" in flux
+        assert flux is not None
+        assert "HelmRelease" in flux
         core = await kube.served_kinds("v1")
-        assert core is not None and {"ConfigMap", "Secret"} <= core
-        assert "ConfigMap/status" not in core and all("/" not in k for k in core)
+        assert core is not None
+        assert {"ConfigMap", "Secret"} <= core
+        assert "ConfigMap/status" not in core
+        assert all("/" not in k for k in core)
         assert await kube.served_kinds("helm.toolkit.fluxcd.io/v9") is None
         assert await kube.served_kinds("fluxup.dev/v1alpha1") == frozenset(
             {"ManagedApp", "UpgradeRequest", "RollbackRequest"})
