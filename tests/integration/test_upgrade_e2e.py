@@ -252,7 +252,13 @@ def test_operator_sigkill_at_every_phase_still_ends_in_one_upgrade(
     finally:
         stack.start_operator()  # no-op when it runs
     assert request["status"]["phase"] == "Succeeded", (killed, request["status"])
-    assert len(killed) >= 4, killed
+    # every phase killed in lies on a kubectl request's route, in its order (nothing
+    # repeated or gone back to after a restart); the phases that wait on other
+    # controllers last long enough to be killed in every run
+    route = ["Pending", "Preflight", "Committing", "AwaitingApply", "Snapshotting",
+             "Releasing", "Upgrading", "HealthChecking"]
+    assert killed == [p for p in route if p in killed], killed
+    assert {"Pending", "AwaitingApply", "Snapshotting", "Upgrading"} <= set(killed), killed
     assert len(_commits_for(fleet, f"{app.namespace}/crashy")) == 1
     snaps = _get(stack.sandbox, "volumesnapshot", app.namespace)["items"]
     assert len(snaps) == 2
