@@ -353,7 +353,8 @@ def test_auto_update_patch_upgrades_without_a_human_and_a_minor_waits(
         # availableUpdate is the newest the policy allows; autoUpdate picks within its level
         assert _chart((AUTO_PATCH, "patch")) <= _updates(_get(stack, patchy))
         assert _chart(("1.2.0", "minor")) <= _updates(_get(stack, minor))
-        assert not any(t == "patch" for *_, t in _updates(_get(stack, minor)))
+        assert not any(src == "chart" and t == "patch"
+                       for src, *_, t in _updates(_get(stack, minor)))
         # the scan decided: one automatic request for the patch, none for the minor
         (auto,) = _upgrade_requests(stack, patchy)
         assert auto["spec"]["origin"] == "renovate", auto["spec"]
