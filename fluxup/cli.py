@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from fluxup.api.constants import WEBHOOK_PORT
 from fluxup.errors import FluxUpError
 
 __all__ = ["build_parser", "main"]
@@ -238,8 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     hook = sub.add_parser("webhook", help="run the admission webhook (HTTPS)")
     hook.add_argument("--host", default="0.0.0.0",  # noqa: S104 - a server in its own pod
                       help="address to listen on")
-    hook.add_argument("--port", type=int, default=8443,
-                      help="HTTPS port (the manifests use 9443 behind Service port 443)")
+    hook.add_argument("--port", type=int, default=WEBHOOK_PORT,
+                      help="HTTPS port (the manifests' Service maps 443 to it)")
     hook.add_argument("--cert-file", required=True,
                       help="serving certificate (PEM); reloaded when the file changes")
     hook.add_argument("--key-file", required=True, help="its private key (PEM)")

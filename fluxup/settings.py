@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fluxup.api.constants import OPERATOR_USERNAME
 from fluxup.errors import ConfigError
 
 __all__ = ["Settings"]
@@ -111,7 +112,7 @@ class Settings:
     """
 
     namespace: str = "fluxup-system"
-    operator_username: str = "system:serviceaccount:fluxup-system:fluxup-operator"
+    operator_username: str = OPERATOR_USERNAME
     field_manager: str = "fluxup-operator"
     work_dir: Path = Path("/var/lib/fluxup")
     kubeconfig: Path | None = None

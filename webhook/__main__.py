@@ -12,20 +12,19 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from fluxup.api.constants import OPERATOR_USERNAME, WEBHOOK_PORT
 from webhook.server import run
-
-DEFAULT_OPERATOR = "system:serviceaccount:fluxup-system:fluxup-operator"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m webhook", description=__doc__)
     parser.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server listens
-    parser.add_argument("--port", type=int, default=9443)
+    parser.add_argument("--port", type=int, default=WEBHOOK_PORT)
     parser.add_argument("--cert-file", type=Path, required=True)
     parser.add_argument("--key-file", type=Path, required=True)
     parser.add_argument(
         "--operator-username",
-        default=os.environ.get("FLUXUP_OPERATOR_USERNAME", DEFAULT_OPERATOR),
+        default=os.environ.get("FLUXUP_OPERATOR_USERNAME", OPERATOR_USERNAME),
     )
     parser.add_argument("--allow-cross-namespace-refs", action="store_true")
     parser.add_argument("--cert-reload-interval", type=float, default=2.0)

@@ -16,11 +16,21 @@ __all__ = [
     "CATEGORY",
     "GROUP",
     "MANAGED_APP",
+    "OPERATOR_USERNAME",
     "ROLLBACK_REQUEST",
     "UPGRADE_REQUEST",
     "VERSION",
+    "WEBHOOK_PORT",
     "Kind",
 ]
+
+#: The Kubernetes user the shipped manifests run the operator as (its ServiceAccount);
+#: the default of every setting that names it.
+OPERATOR_USERNAME: Final = "system:serviceaccount:fluxup-system:fluxup-operator"
+
+#: The webhook's HTTPS port in the shipped manifests (behind Service port 443); the
+#: default of both ways to start it.
+WEBHOOK_PORT: Final = 9443
 
 #: The API group of every FluxUp custom resource.
 GROUP: Final = "fluxup.dev"

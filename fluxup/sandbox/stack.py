@@ -24,6 +24,7 @@ from typing import Any, TextIO
 from ruamel.yaml import YAML
 
 from certs.files import CertFiles, ensure_cert_files
+from fluxup.api.constants import OPERATOR_USERNAME
 from fluxup.sandbox.controlplane import Sandbox, start_component
 from fluxup.sandbox.processes import (
     free_port,
@@ -37,7 +38,7 @@ from webhook.local import build_local_configurations, parse_request_counts
 __all__ = ["OPERATOR_USER", "REPO", "Stack", "start_stack"]
 
 REPO = Path(__file__).resolve().parents[2]
-OPERATOR_USER = "system:serviceaccount:fluxup-system:fluxup-operator"
+OPERATOR_USER = OPERATOR_USERNAME
 
 
 def _yaml_docs(path: Path) -> list[dict[str, Any]]:
