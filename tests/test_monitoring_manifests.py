@@ -51,3 +51,26 @@ def test_alerts_use_exposed_metrics() -> None:
     assert names <= exposed(), names - exposed()
     alerts = {r["alert"] for r in rules}
     assert {"FluxUpReleaseHeldTooLong", "FluxUpUpgradeFailed", "FluxUpWebhookErrors"} <= alerts
+
+
+def test_the_service_monitor_scrapes_the_operator_and_the_webhook() -> None:
+    """Both processes serve /metrics; the webhook's alerts need its series collected."""
+    monitor = yaml.safe_load((MONITORING / "servicemonitor.yaml").read_text())
+    manifests = MONITORING.parent
+    services = [doc for path in sorted(manifests.glob("*/**/service*.yaml"))
+                if "chart" not in path.parts
+                for doc in yaml.safe_load_all(path.read_text())
+                if doc and doc.get("kind") == "Service"]
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    ports = {p["name"]: s["metadata"]["name"] for s in services
+             if selector.items() <= s["metadata"].get("labels", {}).items()
+             for p in s["spec"]["ports"]}
+    endpoints = {e["port"]: e for e in monitor["spec"]["endpoints"]}
+    assert "metrics" in ports, ports  # the operator's metrics Service
+    assert ports.get("https") == "fluxup-webhook", ports
+    webhook = endpoints["https"]
+    assert webhook["scheme"] == "https"
+    assert webhook["tlsConfig"]["serverName"] == "fluxup-webhook.fluxup-system.svc"
+    assert webhook["tlsConfig"]["ca"]["secret"] == {"name": "fluxup-webhook-tls",
+                                                    "key": "ca.crt"}
+    assert "metrics" in endpoints

@@ -157,3 +157,18 @@ def test_chart_is_accepted_by_the_apiserver(
     applied = json.loads(out)
     kinds = {i["kind"] for i in applied.get("items", [applied])}
     assert {"Deployment", "ClusterRole", "ValidatingWebhookConfiguration"} <= kinds
+
+
+def test_service_monitors_scrape_the_operator_and_the_webhook_over_tls(helm: Path) -> None:
+    docs = _by_kind(_render(helm, "--set", "metrics.serviceMonitor.enabled=true"))
+    operator = docs[("ServiceMonitor", "fluxup")]["spec"]
+    assert operator["selector"]["matchLabels"] == {"app.kubernetes.io/name": "fluxup-operator"}
+    webhook = docs[("ServiceMonitor", "fluxup-webhook")]["spec"]
+    assert webhook["selector"]["matchLabels"] == {"app.kubernetes.io/name": "fluxup-webhook"}
+    (endpoint,) = webhook["endpoints"]
+    service = docs[("Service", "fluxup-webhook")]["spec"]
+    assert endpoint["port"] in {p["name"] for p in service["ports"]}
+    assert endpoint["scheme"] == "https"
+    assert endpoint["tlsConfig"]["serverName"] == "fluxup-webhook.fluxup-system.svc"
+    assert endpoint["tlsConfig"]["ca"]["secret"] == {"name": "fluxup-webhook-tls",
+                                                     "key": "ca.crt"}
