@@ -159,32 +159,39 @@ async def observe_volumes(ctx: Context, app: ManagedApp, hr: Obj, seen: Observat
     mine_sts = [s for s in sts if mine(s)]
     mine_deps = [d for d in deps if mine(d)]
     explicit = app.spec.volume_snapshots.pvcs
+    # (namespace, name) → PVC; an explicit PVC may name its own namespace (the webhook
+    # allows that only with cross-namespace references switched on)
+    found = {(namespace, p["metadata"]["name"]): p for p in pvcs}
     if explicit:
-        names = [p.name for p in explicit]
-        missing = sorted(set(names) - {p["metadata"]["name"] for p in pvcs})
+        wanted = [(p.namespace or namespace, p.name) for p in explicit]
+        for other in sorted({ns for ns, _ in wanted} - {namespace}):
+            found.update({(other, p["metadata"]["name"]): p
+                          for p in await kube.list(R.PVC, other)})
+        missing = sorted(f"{ns}/{n}" for ns, n in set(wanted) - set(found))
         if missing:
             seen.condition(
                 SNAPSHOT_CAPABLE,
                 False,
                 Reason.PVC_NOT_FOUND,
-                f"PVC(s) {', '.join(missing)} not found in {namespace}",
+                f"PVC(s) {', '.join(missing)} not found",
             )
     else:
         pods = [p for p in await kube.list(R.POD, namespace) if mine(p)]
         labelled = {p["metadata"]["name"] for p in pvcs if mine(p)}
-        names = discovery.determine_pvcs(pvcs, mine_sts, mine_deps, pods, labelled)
-    by_name = {p["metadata"]["name"]: p for p in pvcs}
-    chosen = [by_name[n] for n in names if n in by_name]
+        wanted = [(namespace, n) for n in
+                  discovery.determine_pvcs(pvcs, mine_sts, mine_deps, pods, labelled)]
+    names = [n for ns, n in wanted if ns == namespace]  # the workloads' own claims
+    chosen = [(ns, found[(ns, n)]) for ns, n in wanted if (ns, n) in found]
     seen.status["pvcs"] = [
         encode(
             DiscoveredPVC(
                 name=p["metadata"]["name"],
-                namespace=namespace,
+                namespace=ns,
                 storage_class_name=(p.get("spec") or {}).get("storageClassName"),
                 capacity=((p.get("status") or {}).get("capacity") or {}).get("storage"),
             )
         )
-        for p in chosen
+        for ns, p in chosen
     ]
     workloads = discovery.determine_workloads(mine_sts, mine_deps, names)
     seen.status["workloads"] = [
@@ -211,7 +218,7 @@ async def observe_volumes(ctx: Context, app: ManagedApp, hr: Obj, seen: Observat
         )
         return
     provisioners = set()
-    for pvc in chosen:
+    for _, pvc in chosen:
         klass = (pvc.get("spec") or {}).get("storageClassName")
         annotated = _annotations(pvc).get("volume.kubernetes.io/storage-provisioner")
         if annotated:

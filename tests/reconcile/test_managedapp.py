@@ -221,3 +221,31 @@ async def test_a_scan_written_meanwhile_keeps_its_conditions(world: World) -> No
     conditions = {c["type"]: c for c in world.get(R.MANAGEDAPP, APP)["status"]["conditions"]}
     assert conditions["UpdatesChecked"]["message"] == "registry down"
     assert "Ready" in conditions  # and the pass's own conditions are written
+
+
+async def test_an_explicit_pvc_in_another_namespace_is_found_there(world: World) -> None:
+    """``volumeSnapshots.pvcs[].namespace`` is honoured (the webhook allows it only with
+    cross-namespace references on): the claim is looked up, and snapshotted, there."""
+    world.kube.put(R.PVC, {"metadata": {"name": "shared", "namespace": "storage"},
+                           "spec": {"storageClassName": "csi"},
+                           "status": {"phase": "Bound", "capacity": {"storage": "1Gi"}}})
+    world.kube.put(R.STORAGECLASS, {"metadata": {"name": "csi"}, "provisioner": "csi"})
+    app = world.get(R.MANAGEDAPP, APP)
+    app["spec"]["volumeSnapshots"] = {"pvcs": [{"name": "data-web-0"},
+                                               {"name": "shared", "namespace": "storage"}]}
+    world.kube.put(R.MANAGEDAPP, app)
+    await reconcile(world)
+    status = world.get(R.MANAGEDAPP, APP)["status"]
+    assert [(p["namespace"], p["name"]) for p in status["pvcs"]] == [
+        (NS, "data-web-0"), ("storage", "shared")]
+    capable = next(c for c in status["conditions"] if c["type"] == "SnapshotCapable")
+    assert capable["status"] == "True", capable
+
+    app["spec"]["volumeSnapshots"] = {"pvcs": [{"name": "gone", "namespace": "storage"}]}
+    world.kube.put(R.MANAGEDAPP, app)
+    await reconcile(world)
+    status = world.get(R.MANAGEDAPP, APP)["status"]
+    capable = next(c for c in status["conditions"] if c["type"] == "SnapshotCapable")
+    assert (capable["status"], capable["message"]) == ("False",
+                                                       "PVC(s) storage/gone not found")
+    assert status["pvcs"] == []
