@@ -57,6 +57,7 @@ from fluxup.reconcile.managedapp_discovery import (
 )
 from fluxup.reconcile.managedapp_finalizer import ensure_finalizer, let_go
 from fluxup.reconcile.release_gate import ensure_release_gate, ensure_request_for_record_hold
+from fluxup.reconcile.retention import prune_snapshots
 
 __all__ = ["HELD", "SNAPSHOT_CAPABLE", "reconcile_managedapp"]
 
@@ -307,6 +308,8 @@ async def reconcile_managedapp(ctx: Context, obj: Obj) -> None:
     await announce_available(ctx, obj, app)
     if hr is not None:
         await ensure_due_auto_upgrade(ctx, app)
+    if app.spec.volume_snapshots.retention_policy.max_age and app.status.active_request is None:
+        await prune_snapshots(ctx, app)  # sets expire on time, not only at the next upgrade
     new_ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     if (
         old_ready is None

@@ -20,7 +20,6 @@ from fluxup.api.constants import UPGRADE_REQUEST
 from fluxup.api.managedapp import LastUpgrade, RequestKind
 from fluxup.api.meta import Identity, WorkloadKind, WorkloadReplicas
 from fluxup.api.upgraderequest import (
-    TERMINAL_UPGRADE_PHASES,
     Origin,
     SnapshotStatus,
     UpgradePhase,
@@ -43,6 +42,7 @@ from fluxup.reconcile.release_gate import (
     approve_release,
     end_release_approval,
 )
+from fluxup.reconcile.retention import prune_snapshots
 from fluxup.reconcile.upgrade_pass import (
     Outcome,
     Pass,
@@ -64,7 +64,6 @@ __all__ = [
     "finish",
     "free_app_lock",
     "health_check",
-    "prune_snapshots",
     "quiesce",
     "release",
     "snapshot",
@@ -422,7 +421,7 @@ async def finish(p: Pass, succeeded: bool) -> None:
     )
     await _free_lock(p, succeeded)
     if succeeded and not p.ur.spec.dry_run:
-        await prune_snapshots(p)
+        await prune_snapshots(p.ctx, p.app, p.ur.metadata.name)
 
 
 async def free_app_lock(
@@ -457,39 +456,6 @@ async def _free_lock(p: Pass, succeeded: bool | None) -> None:
         extra["lastUpgrade"] = encode(last)
     await free_app_lock(p.ctx, p.app.metadata.namespace or "", p.app.metadata.name or "", p.ur,
                         extra)
-
-
-async def prune_snapshots(p: Pass) -> list[str]:
-    """Delete snapshot sets beyond the retention policy (never the newest or in-flight)."""
-    kube = p.ctx.kube
-    policy = p.app.spec.volume_snapshots.retention_policy
-    namespaces = {pvc.namespace for pvc in p.app.status.pvcs} or {p.namespace}
-    found: list[Obj] = []
-    for namespace in namespaces:
-        found += await kube.list(
-            R.SNAPSHOT,
-            namespace,
-            {snapshots.APP_LABEL: snapshots.label_safe(p.app.metadata.name or "")},
-        )
-    requests = await kube.list(R.UPGRADEREQUEST, p.namespace)
-    protected = {p.ur.metadata.name or ""} | {
-        r["metadata"]["name"]
-        for r in requests
-        if (r.get("status") or {}).get("phase") not in {t.value for t in TERMINAL_UPGRADE_PHASES}
-    }
-    # a rollback in flight needs the set it restores (its restored claims name it)
-    protected |= {
-        str((r.get("status") or {}).get("upgradeRequest"))
-        for r in await kube.list(R.ROLLBACKREQUEST, p.namespace)
-        if (r.get("status") or {}).get("upgradeRequest")
-        and (r.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-    }
-    max_age = policy.max_age.to_timedelta() if policy.max_age else None
-    expired = snapshots.select_expired(found, policy.keep_last, max_age, p.ctx.now(), protected)
-    by_name = {s["metadata"]["name"]: s["metadata"]["namespace"] for s in found}
-    for name in expired:
-        await kube.delete(R.SNAPSHOT, by_name[name], name)
-    return expired
 
 
 async def undo(ctx: Context, ur: UpgradeRequest) -> None:

@@ -4,6 +4,7 @@ hold), audits bypasses, and tells the user when a hold's request has ended."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -249,3 +250,41 @@ async def test_an_explicit_pvc_in_another_namespace_is_found_there(world: World)
     assert (capable["status"], capable["message"]) == ("False",
                                                        "PVC(s) storage/gone not found")
     assert status["pvcs"] == []
+
+
+def _snapshot_set(world: World, request: str, created: str) -> None:
+    world.kube.put(R.SNAPSHOT, {
+        "metadata": {"name": f"{request}-data-web-0", "namespace": NS,
+                     "creationTimestamp": created,
+                     "labels": {"fluxup.dev/managed-app": APP,
+                                "fluxup.dev/upgrade-request": request}},
+        "spec": {"source": {"persistentVolumeClaimName": "data-web-0"}},
+        "status": {"readyToUse": True}})
+
+
+async def test_max_age_expires_snapshot_sets_without_waiting_for_an_upgrade(
+    world: World,
+) -> None:
+    """``retentionPolicy.maxAge`` is enforced by the ManagedApp's own passes (its timer):
+    a set past the age goes even when no upgrade comes; the newest set always stays, and
+    so does the set a rollback in flight restores."""
+    now = world.clock()
+    old = (now - dt.timedelta(days=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    older = (now - dt.timedelta(days=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    oldest = (now - dt.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    _snapshot_set(world, "newest", old)
+    _snapshot_set(world, "restoring", older)
+    _snapshot_set(world, "expired", oldest)
+    world.kube.put(R.ROLLBACKREQUEST, {
+        "metadata": {"name": "undo", "namespace": NS},
+        "spec": {"upgradeRequestRef": {"name": "restoring"}},
+        "status": {"phase": "RestoringVolumes", "upgradeRequest": "restoring"}})
+    await reconcile(world)  # no maxAge: the timer leaves every set alone
+    assert len(world.kube.all(R.SNAPSHOT, NS)) == 3
+
+    app = world.get(R.MANAGEDAPP, APP)
+    app["spec"]["volumeSnapshots"] = {"retentionPolicy": {"keepLast": 5, "maxAge": "168h"}}
+    world.kube.put(R.MANAGEDAPP, app)
+    await reconcile(world)
+    left = sorted(s["metadata"]["name"] for s in world.kube.all(R.SNAPSHOT, NS))
+    assert left == ["newest-data-web-0", "restoring-data-web-0"]
