@@ -233,8 +233,10 @@ async def quiesce(p: Pass) -> Outcome:
             (w.kind, w.name, w.namespace) for w in p.app.status.workloads
         ]
         recorded = []
+        hr = await helm_release(p)  # a workload without namespace lives where Helm installs
+        default = ((hr or {}).get("spec") or {}).get("targetNamespace") or p.hr_ref[0]
         for kind, name, ref_namespace in refs:
-            namespace = ref_namespace or p.hr_ref[0]
+            namespace = ref_namespace or default
             obj = await kube.get(_workload_res(kind), namespace, name)
             replicas = (obj.get("spec") or {}).get("replicas")
             recorded.append(

@@ -429,3 +429,26 @@ async def test_a_file_flux_could_no_longer_apply_is_refused_before_anything_is_c
     assert checks["api-versions-served"] == {
         "name": "api-versions-served", "result": "Passed",
         "message": "the cluster serves all 1 object(s) in the changed file(s)"}
+
+
+async def test_quiesce_finds_a_named_workload_where_helm_installs_it(world: World) -> None:
+    """``quiesce.workloads`` without a namespace: the release's targetNamespace, where
+    Helm put the workload (not the HelmRelease's own namespace)."""
+    hr = world.get(R.HELMRELEASE, APP)
+    hr["spec"]["targetNamespace"] = "data"
+    world.kube.put(R.HELMRELEASE, hr)
+    world.kube.put(R.STATEFULSET, {"metadata": {"name": "db", "namespace": "data",
+                                                "generation": 1},
+                                   "spec": {"replicas": 3}, "status": {"replicas": 3}})
+    app = world.get(R.MANAGEDAPP, APP)
+    app["spec"]["quiesce"] = {"enabled": True,
+                              "workloads": [{"kind": "StatefulSet", "name": "db"}]}
+    world.kube.put(R.MANAGEDAPP, app)
+    world.gate_holds("1.1.0")
+    world.request("q", targetVersion="1.1.0", origin="git")
+    assert await run(world, "q", 4) == ["Preflight", "AwaitingApply", "Quiescing", "Quiescing"]
+    status = world.get(R.UPGRADEREQUEST, "q")["status"]
+    assert status["quiescedReplicas"] == [
+        {"kind": "StatefulSet", "name": "db", "namespace": "data", "replicas": 3}]
+    assert await run(world, "q") == ["Quiescing"]  # scaled down, waiting for its pods
+    assert world.get(R.STATEFULSET, "db", "data")["spec"]["replicas"] == 0
