@@ -79,7 +79,8 @@ def test_defaults_render_operator_webhook_and_crds(helm: Path) -> None:
     assert {kind for kind, _ in objects} >= {
         "ClusterRole", "ClusterRoleBinding", "ServiceAccount", "Service",
         "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
-    job = objects[("Job", "fluxup-webhook-certs")]["spec"]["template"]["spec"]
+    (job_name,) = [n for k, n in objects if k == "Job" and n.startswith("fluxup-webhook-certs-")]
+    job = objects[("Job", job_name)]["spec"]["template"]["spec"]
     cron = objects[("CronJob", "fluxup-webhook-certs")]["spec"]["jobTemplate"]["spec"]
     assert job["containers"] == cron["template"]["spec"]["containers"]
     container = operator["spec"]["template"]["spec"]["containers"][0]
@@ -172,3 +173,14 @@ def test_service_monitors_scrape_the_operator_and_the_webhook_over_tls(helm: Pat
     assert endpoint["tlsConfig"]["serverName"] == "fluxup-webhook.fluxup-system.svc"
     assert endpoint["tlsConfig"]["ca"]["secret"] == {"name": "fluxup-webhook-tls",
                                                      "key": "ca.crt"}
+
+
+def test_a_changed_certificate_pod_is_a_new_job_not_an_immutable_edit(helm: Path) -> None:
+    """An upgrade of FluxUp that changes the certificate Job's pod template (a new image)
+    must not patch the old Job (its template is immutable): the Job's name follows it."""
+    def job_names(*values: str) -> set[str]:
+        return {d["metadata"]["name"] for d in _render(helm, *values) if d["kind"] == "Job"}
+
+    (same,) = job_names()
+    assert job_names() == {same}  # stable while nothing changes
+    assert job_names("--set", "image.tag=9.9.9") != {same}
