@@ -184,3 +184,22 @@ def test_a_changed_certificate_pod_is_a_new_job_not_an_immutable_edit(helm: Path
     (same,) = job_names()
     assert job_names() == {same}  # stable while nothing changes
     assert job_names("--set", "image.tag=9.9.9") != {same}
+
+
+def test_cert_manager_signs_the_serving_certificate_with_a_private_ca(helm: Path) -> None:
+    """The webhook configurations trust a CA, not the serving certificate itself: a
+    renewal of the serving certificate is trusted at once (no window of refusals)."""
+    docs = _by_kind(_render(helm, "--set", "certManager.enabled=true"))
+    ca = docs[("Certificate", "fluxup-webhook-ca")]["spec"]
+    assert ca["isCA"] is True
+    assert ca["issuerRef"]["name"] == "fluxup-selfsigned"
+    assert docs[("Issuer", "fluxup-webhook-ca")]["spec"] == {
+        "ca": {"secretName": ca["secretName"]}}
+    serving = docs[("Certificate", "fluxup-webhook")]["spec"]
+    assert serving["issuerRef"] == {"name": "fluxup-webhook-ca", "kind": "Issuer"}
+    assert serving["secretName"] == "fluxup-webhook-tls"
+    assert not any(kind == "Job" for kind, _ in docs)  # FluxUp's own certificate Job is off
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        (conf,) = [d for (k, _), d in docs.items() if k == kind]
+        assert conf["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == (
+            "fluxup-system/fluxup-webhook")
