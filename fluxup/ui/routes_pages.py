@@ -11,6 +11,7 @@ the error middleware in :mod:`fluxup.ui.app`.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from typing import Any
 
 from aiohttp import web
@@ -28,6 +29,7 @@ from fluxup.logic.inbox import (
     is_in_flight,
     parse_inbox_query,
 )
+from fluxup.logic.maintenance_window import determine_window
 from fluxup.logic.operations import build_data_loss_warning
 from fluxup.logic.paging import build_page
 from fluxup.ui import service
@@ -95,7 +97,10 @@ async def app_detail(request: web.Request) -> web.Response:
     ns, name = _ns_name(request)
     detail = await service.load_app(kube_of(request), ns, name)
     snapshots = await service.load_snapshots(kube_of(request), ns, name)
-    return page(request, "app.html", d=detail, app=detail.app, snapshots=snapshots)
+    window = determine_window(detail.app.spec.version_policy.maintenance_window,
+                              dt.datetime.now(dt.UTC))
+    return page(request, "app.html", d=detail, app=detail.app, snapshots=snapshots,
+                window=window)
 
 
 @routes.post("/apps/{ns}/{name}/preview")

@@ -14,6 +14,7 @@ from fluxup.api.managedapp import ManagedApp
 from fluxup.api.rollbackrequest import RollbackRequest
 from fluxup.api.upgraderequest import UpgradeRequest
 from fluxup.logic.inbox import InboxQuery, build_inbox, build_values_diff, describe_age
+from fluxup.logic.maintenance_window import determine_window
 from fluxup.logic.operations import build_data_loss_warning, build_snapshot_sets
 from fluxup.ui.auth import User
 from fluxup.ui.render import build_templates
@@ -57,7 +58,8 @@ def test_app_detail_confirm_rollback_progress_snapshots_settings() -> None:
     sets = build_snapshot_sets([UP], "web")
     detail = AppDetail(APP, obj("ManagedApp", "web", {"helmReleaseRef": {"name": "web"}}),
                        [UP], [RB], sets, {"image": {"tag": "1"}})
-    assert "Review upgrade" in render("app.html", d=detail, app=APP, snapshots=[])
+    assert "Review upgrade" in render("app.html", d=detail, app=APP, snapshots=[],
+                                      window=determine_window(None, NOW))
     html = render("confirm.html", app=APP, up=UP, ready=True,
                   values_diff=build_values_diff(UP.status.previous_identity,
                                                 UP.status.target_identity))
@@ -94,7 +96,8 @@ def test_review_buttons_send_what_each_candidate_is() -> None:
     raw = {**obj("ManagedApp", "web", {"helmReleaseRef": {"name": "web"}}), "status": status}
     app = ManagedApp.from_dict(raw)
     inbox = render("dashboard.html", **dashboard_context(build_inbox([app]), InboxQuery()))
-    detail = render("app.html", d=AppDetail(app, raw, [], [], (), {}), app=app, snapshots=[])
+    detail = render("app.html", d=AppDetail(app, raw, [], [], (), {}), app=app, snapshots=[],
+                    window=determine_window(None, NOW))
     for html in (inbox, detail):
         forms = re.findall(r'<form method="post" action="/apps/apps/web/preview".*?</form>',
                            html, re.S)
@@ -109,3 +112,28 @@ def test_review_buttons_send_what_each_candidate_is() -> None:
         assert "no values path known" in html
     assert 'aria-label="Review upgrade of apps/web to 1.2.0"' in inbox
     assert 'aria-label="Review upgrade of apps/web image.tag to 2.0.0"' in inbox
+
+
+@pytest.mark.parametrize(("spec", "shown"), [
+    ({}, "none: every upgrade is started by a person"),
+    ({"chart": {"autoUpdate": "patch"}}, "patch updates of the chart start on their own, at any "
+                                         "time"),
+    ({"chart": {"autoUpdate": "minor"},
+      "maintenanceWindow": {"days": ["Sun"], "start": "11:00", "end": "13:00",
+                            "timeZone": "UTC"}},
+     "minor updates of the chart start on their own, only inside the maintenance window Sun "
+     "11:00-13:00 UTC (open now)"),
+    ({"chart": {"autoUpdate": "patch"},
+      "maintenanceWindow": {"start": "02:00", "end": "04:00", "timeZone": "Mars/Olympus"}},
+     "not a time zone this system knows"),
+])
+def test_app_page_says_what_starts_on_its_own_and_when(spec: dict[str, Any], shown: str) -> None:
+    """The app page shows autoUpdate and the maintenance window, and whether it is open."""
+    raw = obj("ManagedApp", "web", {"helmReleaseRef": {"name": "web"}, "versionPolicy": spec})
+    app = ManagedApp.from_dict(raw)
+    window = determine_window(app.spec.version_policy.maintenance_window, NOW)
+    html = render("app.html", d=AppDetail(app, raw, [], [], (), {}), app=app, snapshots=[],
+                  window=window)
+    auto = re.search(r'<dd id="auto-update">(.*?)</dd>', html, re.S)
+    assert auto is not None
+    assert shown in re.sub(r"<[^>]+>", "", auto.group(1)), auto.group(1)
