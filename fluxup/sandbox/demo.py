@@ -28,8 +28,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,7 +45,7 @@ from fluxup.sandbox.fleet import Fleet
 from fluxup.sandbox.processes import free_port, is_ours, wait_until
 from fluxup.sandbox.renovate import ensure_renovate, scan_env
 from fluxup.sandbox.seed import DEMO_APPS, DemoApp
-from fluxup.sandbox.stack import Stack, start_stack
+from fluxup.sandbox.stack import Stack, start_stack, ui_healthy
 from fluxup.sandbox.walkthrough import Walkthrough, build_walkthrough
 
 __all__ = ["DATA_FILE", "MARKER", "DemoSite", "read_data", "run_demo", "start_demo",
@@ -196,14 +194,6 @@ def _clone(sb: Sandbox, fleet: Fleet, checkout: Path) -> None:
                        capture_output=True, timeout=30)
 
 
-def _ui_healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/healthz", timeout=2) as resp:
-            return bool(resp.status == 200)
-    except (OSError, urllib.error.URLError):
-        return False
-
-
 def start_demo(directory: Path, out: TextIO = sys.stdout,
                say: Say | None = None) -> DemoSite:
     """Bring up everything the walkthrough needs in ``directory`` (fresh); see the module
@@ -240,7 +230,7 @@ def start_demo(directory: Path, out: TextIO = sys.stdout,
     say(f"wrote the app's data ({DATA_FILE}) into its volumes {', '.join(pvcs)}")
     checkout = sb.dir / "demo" / "fleet"
     _clone(sb, fleet, checkout)
-    wait_until("the web UI", lambda: _ui_healthy(url), 60, stack.operator_log)
+    wait_until("the web UI", lambda: ui_healthy(url), 60, stack.operator_log)
     _finish_scan(sb, scan, say)
     walkthrough = build_walkthrough(
         ui_url=url, login=user.email, password=user.password, namespace=APP.namespace,

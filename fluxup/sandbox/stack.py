@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from fluxup.sandbox.processes import (
 )
 from webhook.local import build_local_configurations, parse_request_counts
 
-__all__ = ["OPERATOR_USER", "REPO", "Stack", "start_stack"]
+__all__ = ["OPERATOR_USER", "REPO", "Stack", "start_stack", "ui_healthy"]
 
 REPO = Path(__file__).resolve().parents[2]
 OPERATOR_USER = OPERATOR_USERNAME
@@ -214,4 +215,13 @@ def _ready(stack: Stack) -> bool:
     try:
         return stack.webhook_get("/readyz") == "ok"
     except OSError:
+        return False
+
+
+def ui_healthy(url: str) -> bool:
+    """True when the operator's web UI at ``url`` answers ``/healthz`` with 200."""
+    try:
+        with urllib.request.urlopen(url + "/healthz", timeout=2) as resp:
+            return bool(resp.status == 200)
+    except (OSError, urllib.error.URLError):
         return False

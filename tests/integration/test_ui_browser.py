@@ -37,7 +37,7 @@ from fluxup.sandbox.fleet import Fleet
 from fluxup.sandbox.processes import free_port, wait_until
 from fluxup.sandbox.renovate import ensure_renovate
 from fluxup.sandbox.seed import DemoApp
-from fluxup.sandbox.stack import Stack
+from fluxup.sandbox.stack import Stack, ui_healthy
 from tests.integration.test_renovate_e2e import _scan
 from tests.integration.test_rollback_e2e import DATA, _migrate, _write_known_bytes
 from tests.integration.volumes import volume_dir
@@ -64,14 +64,6 @@ class UI:
     shots: Path
     #: PVC -> bytes written before any upgrade (a rollback must bring them back)
     original: dict[str, bytes]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/healthz", timeout=2) as resp:
-            return bool(resp.status == 200)
-    except (OSError, urllib.error.URLError):
-        return False
 
 
 def _managed_app(stack: Stack, fleet: Fleet, app: DemoApp) -> None:
@@ -160,7 +152,7 @@ def ui(stack: Stack, fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> 
     }
     stack.restart_operator(ui_env)
     try:
-        wait_until("the UI", lambda: _healthy(url), 60, stack.operator_log)
+        wait_until("the UI", lambda: ui_healthy(url), 60, stack.operator_log)
         yield UI(url, dex, viewer, approver, app, ARTIFACTS / "screenshots", original)
     finally:
         stack.restart_operator(dict.fromkeys(ui_env))  # back to the operator without UI
