@@ -244,9 +244,9 @@ async def _api_versions_served(
         return _check("api-versions-served", False,
                       "; ".join(problems) + "; move the file to an apiVersion the cluster "
                       "serves before upgrading (nothing was committed)")
-    kinds = sum(len(list(docs)) for docs in documents.values())
+    count = sum(len(docs) for docs in documents.values())
     return _check("api-versions-served", True,
-                  f"the cluster serves all {kinds} object(s) in the changed file(s)")
+                  f"the cluster serves all {count} object(s) in the changed file(s)")
 
 
 def _target_differs(
