@@ -105,7 +105,10 @@ class SnapshotStatus:
 
 
 def determine_snapshot_status(obj: Mapping[str, Any]) -> SnapshotStatus:
-    """Read a VolumeSnapshot's readiness; ``status.error`` means Failed."""
+    """Read a VolumeSnapshot's readiness. ``status.error`` means Failed, even beside
+    ``readyToUse`` (the snapshot controller reports a lost content that way) — failed *for
+    now*: the CSI snapshotter keeps retrying and clears the error when an attempt works,
+    so a caller that waits gives the snapshot its timeout before it gives up."""
     meta = obj.get("metadata") or {}
     status = obj.get("status") or {}
     pvc = (obj.get("spec") or {}).get("source", {}).get("persistentVolumeClaimName", "")

@@ -16,13 +16,21 @@ from fluxup.api.conditions import Condition, ConditionStatus, ConditionType, Rea
 from fluxup.api.managedapp import Timeouts
 from fluxup.api.upgraderequest import (
     TERMINAL_UPGRADE_PHASES,
+    SnapshotStatus,
     UpgradePhase,
     UpgradeRequestStatus,
 )
 from fluxup.errors import TransitionError
 from fluxup.logic.upgrade_machine import is_allowed, phase_timeout
 
-__all__ = ["DEFAULT_HEALTH_TIMEOUT", "build_deadline", "enter_phase", "summarize_upgrade"]
+__all__ = [
+    "DEFAULT_HEALTH_TIMEOUT",
+    "build_deadline",
+    "describe_snapshot_errors",
+    "determine_deadline_failure",
+    "enter_phase",
+    "summarize_upgrade",
+]
 
 P = UpgradePhase
 
@@ -41,6 +49,28 @@ def build_deadline(
         return now + health
     limit: dt.timedelta = getattr(timeouts, name).to_timedelta()
     return now + limit
+
+
+def describe_snapshot_errors(snaps: tuple[SnapshotStatus, ...]) -> str:
+    """``"db-0 (PVC data): quota exceeded; ..."`` for the snapshots that report an
+    error; empty when none does."""
+    return "; ".join(f"{s.name} (PVC {s.pvc}): {s.error}" for s in snaps if s.error)
+
+
+def determine_deadline_failure(status: UpgradeRequestStatus) -> tuple[Reason, str]:
+    """Why a request whose phase passed its deadline fails, and the message. Snapshots
+    that still report an error then failed for good (the CSI snapshotter retried them
+    for the whole snapshot timeout); otherwise the phase simply took too long, and the
+    last progress message says where it stood."""
+    phase = status.phase or P.PENDING
+    errors = describe_snapshot_errors(status.snapshots) if phase is P.SNAPSHOTTING else ""
+    if errors:
+        return Reason.SNAPSHOT_FAILED, (
+            f"snapshot failed: {errors} (still failing when the snapshot timeout ended)")
+    deadline = f"{status.deadline:%Y-%m-%dT%H:%M:%SZ}" if status.deadline else "unknown"
+    last = f"; last seen: {status.message}" if status.message not in (None, str(phase)) else ""
+    return Reason.DEADLINE_EXCEEDED, (
+        f"{phase} did not finish before its deadline ({deadline}){last}")
 
 
 def enter_phase(

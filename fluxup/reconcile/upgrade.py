@@ -36,7 +36,11 @@ from fluxup.errors import (
     YamlEditError,
 )
 from fluxup.logic.upgrade_machine import Route, next_phase
-from fluxup.logic.upgrade_status import enter_phase, summarize_upgrade
+from fluxup.logic.upgrade_status import (
+    determine_deadline_failure,
+    enter_phase,
+    summarize_upgrade,
+)
 from fluxup.reconcile import upgrade_preflight
 from fluxup.reconcile import upgrade_steps as steps
 from fluxup.reconcile.announce import announce_upgrade
@@ -166,10 +170,7 @@ async def reconcile_upgrade(ctx: Context, obj: Obj) -> bool:
     if status.phase is None:
         status = _enter(status, P.PENDING, app, now)
     if status.deadline and now > status.deadline:
-        outcome = Outcome.failed(
-            Reason.DEADLINE_EXCEEDED,
-            f"{phase} did not finish before its deadline ({status.deadline:%Y-%m-%dT%H:%M:%SZ})",
-        )
+        outcome = Outcome.failed(*determine_deadline_failure(status))
     elif app is None:
         outcome = Outcome.failed(Reason.PREFLIGHT_FAILED, unusable or "no ManagedApp")
     elif app.metadata.deletion_timestamp is not None:

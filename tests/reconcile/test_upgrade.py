@@ -128,14 +128,61 @@ async def test_a_missing_target_version_fails_preflight(world: World) -> None:
 async def test_a_passed_deadline_fails_and_frees_the_lock(world: World) -> None:
     world.gate_holds("1.1.0")
     world.request("slow", targetVersion="1.1.0", origin="git")
-    await run(world, "slow", 3)
+    await run(world, "slow", 4)
     assert world.phase("slow") == "Snapshotting"
     world.clock.advance(minutes=11)  # the default snapshot timeout is 10m
     assert await run(world, "slow") == ["Failed"]
     ur = world.get(R.UPGRADEREQUEST, "slow")
     assert "Snapshotting did not finish before its deadline" in ur["status"]["message"]
+    assert "last seen: 0/1 snapshots ReadyToUse" in ur["status"]["message"]
     ready = next(c for c in ur["status"]["conditions"] if c["type"] == "Ready")
     assert ready["reason"] == "DeadlineExceeded"
+    assert "activeRequest" not in world.get(R.MANAGEDAPP, APP)["status"]
+    assert world.get(R.HELMRELEASE, APP)["spec"]["suspend"] is True  # never released
+
+
+def _snapshot_error(world: World, message: str | None) -> None:
+    """The CSI snapshotter reports (or, with None, clears) an error on every snapshot."""
+    for snap in world.kube.all(R.SNAPSHOT):
+        snap["status"] = {"readyToUse": False} | (
+            {"error": {"message": message}} if message else {})
+        world.kube.put(R.SNAPSHOT, snap)
+
+
+async def test_a_snapshot_error_waits_while_the_snapshotter_retries(world: World) -> None:
+    world.gate_holds("1.1.0")
+    world.request("busy", targetVersion="1.1.0", origin="git")
+    await run(world, "busy", 4)  # the fourth pass creates the snapshot
+    _snapshot_error(world, "rpc error: code = DeadlineExceeded desc = array busy")
+    assert await run(world, "busy", 2) == ["Snapshotting", "Snapshotting"]
+    ur = world.get(R.UPGRADEREQUEST, "busy")
+    assert "the CSI snapshotter retries" in ur["status"]["message"]
+    assert "array busy" in ur["status"]["message"]
+    assert ur["status"]["snapshots"][0]["error"].endswith("array busy")  # shown, not hidden
+    assert world.get(R.HELMRELEASE, APP)["spec"]["suspend"] is True  # nothing released
+
+    world.clock.advance(minutes=3)
+    _snapshot_error(world, None)  # a later attempt works
+    world.snapshots_ready()
+    assert await run(world, "busy", 2) == ["Releasing", "Upgrading"]
+    assert not world.get(R.UPGRADEREQUEST, "busy")["status"]["snapshots"][0].get("error")
+
+
+async def test_a_snapshot_error_that_outlasts_the_timeout_fails_the_request(
+    world: World,
+) -> None:
+    world.gate_holds("1.1.0")
+    world.request("quota", targetVersion="1.1.0", origin="git")
+    await run(world, "quota", 4)  # the fourth pass creates the snapshot
+    _snapshot_error(world, "quota exceeded")
+    assert await run(world, "quota") == ["Snapshotting"]
+    world.clock.advance(minutes=11)  # the default snapshot timeout is 10m
+    assert await run(world, "quota") == ["Failed"]
+    ur = world.get(R.UPGRADEREQUEST, "quota")
+    assert "snapshot failed" in ur["status"]["message"]
+    assert "(PVC data-web-0): quota exceeded" in ur["status"]["message"]
+    ready = next(c for c in ur["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "SnapshotFailed"
     assert "activeRequest" not in world.get(R.MANAGEDAPP, APP)["status"]
     assert world.get(R.HELMRELEASE, APP)["spec"]["suspend"] is True  # never released
 
