@@ -147,8 +147,16 @@ class Reason(enum.StrEnum):
     SNAPSHOT_NOT_FOUND = "SnapshotNotFound"
     #: A PVC could not be recreated from its snapshot.
     RESTORE_FAILED = "RestoreFailed"
-    #: ``git revert`` conflicted; FluxUp committed the previous version forward instead.
+    #: The upgrade commit was reverted (GitReverted), or found reverted after a restart.
+    REVERTED = "Reverted"
+    #: ``git revert`` conflicted (or the upgrade commit left the branch); FluxUp committed
+    #: the previous version forward instead (GitReverted).
     REVERT_CONFLICT = "RevertConflict"
+    #: The upgrade had no FluxUp commit (a plain ``git push``); FluxUp committed the
+    #: previous version forward (GitReverted).
+    COMMITTED_FORWARD = "CommittedForward"
+    #: Git already had the previous version; nothing was committed (GitReverted).
+    GIT_UNCHANGED = "GitUnchanged"
     #: The request cannot be carried out as written (the message says why); nothing changed.
     INVALID_REQUEST = "InvalidRequest"
     #: Another operation on the app is in flight; this request was refused, nothing changed.

@@ -235,7 +235,7 @@ async def reconcile_rollback(ctx: Context, obj: Obj) -> bool:
         if done_type is not None:
             status = dataclasses.replace(status, conditions=set_condition(
                 status.conditions,
-                Condition(done_type, ConditionStatus.TRUE, str(Reason.SUCCEEDED),
+                Condition(done_type, ConditionStatus.TRUE, outcome.reason or str(Reason.SUCCEEDED),
                           status.message or str(phase), now, rr.metadata.generation)))
         if target is P.SUCCEEDED:
             await resume.finish(rp)

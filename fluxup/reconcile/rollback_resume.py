@@ -69,8 +69,9 @@ async def revert_git(rp: RollbackPass) -> Outcome:
         )
     git = await rp.ctx.open_git(git_source, app.metadata.namespace or "")
     done = await git.find_commit(commitmsg.TRAILER_ROLLBACK_REQUEST, rp.request_id)
-    if done is not None:
-        return Outcome.finished(f"Git reverted in {done[:12]}", revert_commit=done)
+    if done is not None:  # committed before a restart: a revert or a forward commit
+        return Outcome.finished(f"Git reverted in {done[:12]} (found after a restart)",
+                                Reason.REVERTED, revert_commit=done)
     ur = rp.ur
     upgrade_commit = ur.status.git_commit if ur is not None else None
     if upgrade_commit is None and rp.status.upgrade_request:
@@ -91,19 +92,21 @@ async def revert_git(rp: RollbackPass) -> Outcome:
             conflict = f"cannot revert {upgrade_commit[:12]} ({exc}); "
         else:
             if not result.created:
-                return Outcome.finished(f"{upgrade_commit[:12]} was already reverted in Git")
-            return Outcome.finished(
-                f"reverted {upgrade_commit[:12]} in {result.sha[:12]}", revert_commit=result.sha
-            )
+                return Outcome.finished(f"{upgrade_commit[:12]} was already reverted in Git",
+                                        Reason.GIT_UNCHANGED)
+            return Outcome.finished(f"reverted {upgrade_commit[:12]} in {result.sha[:12]}",
+                                    Reason.REVERTED, revert_commit=result.sha)
     changes = await build_git_changes(rp.ctx, app, rp.target())
     if not changes:
-        return Outcome.finished(f"{conflict}Git already has {target}")
+        return Outcome.finished(f"{conflict}Git already has {target}", Reason.GIT_UNCHANGED)
     message = commitmsg.build_rollback_message(
         app.metadata.name, target, rolled_back, rp.request_id, None
     )
     result = await git.commit_files({path: new for path, (_, new) in changes.items()}, message)
     return Outcome.finished(
-        f"{conflict}committed {target} forward in {result.sha[:12]}", revert_commit=result.sha
+        f"{conflict}committed {target} forward in {result.sha[:12]}",
+        Reason.REVERT_CONFLICT if conflict else Reason.COMMITTED_FORWARD,
+        revert_commit=result.sha,
     )
 
 

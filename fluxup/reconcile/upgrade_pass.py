@@ -46,14 +46,17 @@ class Outcome:
     failure: tuple[str, str] | None = None
     message: str | None = None
     updates: dict[str, Any] = field(default_factory=dict)
+    #: how a finished phase ended, for its condition (default: Succeeded)
+    reason: str | None = None
 
     @classmethod
     def waiting(cls, message: str, **updates: Any) -> Outcome:
         return cls(message=message, updates=updates)
 
     @classmethod
-    def finished(cls, message: str | None = None, **updates: Any) -> Outcome:
-        return cls(done=True, message=message, updates=updates)
+    def finished(cls, message: str | None = None, reason: str | None = None,
+                 **updates: Any) -> Outcome:
+        return cls(done=True, message=message, updates=updates, reason=reason)
 
     @classmethod
     def failed(cls, reason: str, message: str, **updates: Any) -> Outcome:

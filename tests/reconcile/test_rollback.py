@@ -224,6 +224,11 @@ async def test_every_phase_runs_and_everything_is_put_back(world: World, git: Me
                           "Ready": "True", "Reconciling": "False", "Stalled": "False"}
     reasons = {e["reason"] for e in world.kube.all(R.EVENT, NS)}
     assert {"Validating", "RestoringVolumes", "RevertingGit", "Succeeded"} <= reasons
+    assert _git_reverted(rr)["reason"] == "Reverted"
+
+
+def _git_reverted(rr: dict[str, Any]) -> dict[str, Any]:
+    return next(c for c in rr["status"]["conditions"] if c["type"] == "GitReverted")
 
 
 async def test_a_conflicting_revert_commits_the_previous_version_forward(
@@ -237,6 +242,26 @@ async def test_a_conflicting_revert_commits_the_previous_version_forward(
     assert "Rollback-Request: apps/undo" in message
     assert "Reverts" not in parse_trailers(message)
     assert 'version: "1.0.0"' in git.commits[-1][2][HR_FILE]
+    reverted = _git_reverted(rr)  # the user can tell a forward commit from a revert
+    assert (reverted["status"], reverted["reason"]) == ("True", "RevertConflict")
+    assert "cannot revert c1" in reverted["message"]
+    assert "committed 1.0.0 forward" in reverted["message"]
+
+
+async def test_an_upgrade_pushed_by_hand_is_rolled_back_by_a_forward_commit(
+    world: World, git: MemoryGit
+) -> None:
+    git.commits[1] = ("c1", "bump web by hand\n", git.commits[1][2])  # no FluxUp trailer
+    up = world.get(R.UPGRADEREQUEST, "up")
+    del up["status"]["gitCommit"]  # an origin: git request never committed anything
+    world.kube.put(R.UPGRADEREQUEST, up)
+    _rollback(world)
+    rr, _ = await _run(world, "undo")
+    assert rr["status"]["phase"] == "Succeeded", rr["status"]
+    assert 'version: "1.0.0"' in git.commits[-1][2][HR_FILE]
+    assert [c[0] for c in git.commits] == ["c0", "c1", "c2"]  # one commit, forward
+    reverted = _git_reverted(rr)
+    assert (reverted["status"], reverted["reason"]) == ("True", "CommittedForward")
 
 
 async def test_a_snapshot_that_is_not_ready_is_refused_with_nothing_changed(
