@@ -32,6 +32,7 @@ __all__ = [
     "held_identity",
     "helm_release",
     "hr_part",
+    "kustomization_ref",
     "load_app",
     "oci_repository",
 ]
@@ -110,6 +111,23 @@ async def oci_repository(p: Pass) -> Obj | None:
     if source is None or source.kind != "OCIRepository":
         return None
     return await p.ctx.kube.find(R.OCIREPOSITORY, source.namespace, source.name)
+
+
+def kustomization_ref(p: Pass, hr: Obj | None) -> tuple[str, str] | None:
+    """``(namespace, name)`` of the Kustomization that applies the app's HelmRelease: the
+    ManagedApp's ``spec.kustomizationRef``, else the HelmRelease's kustomize-controller
+    labels; None when neither names one."""
+    ks_ref = p.app.spec.kustomization_ref
+    labels = ((hr or {}).get("metadata") or {}).get("labels") or {}
+    name = ks_ref.name if ks_ref else labels.get("kustomize.toolkit.fluxcd.io/name")
+    if not name:
+        return None
+    namespace = (
+        (ks_ref.namespace if ks_ref else None)
+        or labels.get("kustomize.toolkit.fluxcd.io/namespace")
+        or "flux-system"
+    )
+    return str(namespace), str(name)
 
 
 def annotation(obj: Obj | None, name: str) -> str | None:

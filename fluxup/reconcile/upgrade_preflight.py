@@ -11,10 +11,10 @@ import asyncio
 from typing import Any
 
 from fluxup.adapters import chartsource
-from fluxup.adapters.kube import Obj, R
+from fluxup.adapters.kube import Obj, R, Resource
 from fluxup.api import annotations as ann
 from fluxup.api.conditions import Reason
-from fluxup.api.managedapp import ManagedApp
+from fluxup.api.managedapp import ChartSourceKind, ManagedApp
 from fluxup.api.meta import Identity, ImageTag
 from fluxup.api.upgraderequest import (
     Origin,
@@ -24,6 +24,7 @@ from fluxup.api.upgraderequest import (
 from fluxup.errors import ChartSourceError, FluxUpError, YamlEditError
 from fluxup.logic import yamledit
 from fluxup.logic.api_served import api_versions_of, find_unserved
+from fluxup.logic.flux_health import FluxObjectHealth, judge_flux_object, summarize_flux_health
 from fluxup.logic.identity import is_exact_version, normalize_chart_version
 from fluxup.logic.targets import to_gate
 from fluxup.reconcile.context import Context
@@ -33,6 +34,7 @@ from fluxup.reconcile.upgrade_pass import (
     Pass,
     held_identity,
     helm_release,
+    kustomization_ref,
     oci_repository,
 )
 
@@ -249,6 +251,38 @@ async def _api_versions_served(
                   f"the cluster serves all {count} object(s) in the changed file(s)")
 
 
+async def _judge(p: Pass, kind: str, res: Resource, namespace: str, name: str
+                 ) -> FluxObjectHealth:
+    return judge_flux_object(f"{kind} {namespace}/{name}",
+                             await p.ctx.kube.find(res, namespace, name))
+
+
+async def _flux_healthy(p: Pass, hr: Obj) -> PreflightCheck:
+    """The Flux objects the upgrade passes through can carry it: the Kustomization that
+    applies the HelmRelease, its GitRepository, and the chart source. For a request that
+    commits to Git an unfit one fails preflight (nothing is committed); for a change that
+    already came from Git it only warns (Flux has applied it; the gate holds it)."""
+    judged: list[FluxObjectHealth] = []
+    ks_ref = kustomization_ref(p, hr)
+    if ks_ref is not None:
+        ks_ns, ks_name = ks_ref
+        ks = await p.ctx.kube.find(R.KUSTOMIZATION, ks_ns, ks_name)
+        judged.append(judge_flux_object(f"Kustomization {ks_ns}/{ks_name}", ks))
+        source = ((ks or {}).get("spec") or {}).get("sourceRef") or {}
+        if source.get("kind") == "GitRepository" and source.get("name"):
+            judged.append(await _judge(p, "GitRepository", R.GITREPOSITORY,
+                                       str(source.get("namespace") or ks_ns),
+                                       str(source["name"])))
+    chart = p.app.status.chart_source
+    sources = {ChartSourceKind.HELM_REPOSITORY: R.HELMREPOSITORY,
+               ChartSourceKind.OCI_REPOSITORY: R.OCIREPOSITORY}
+    if chart is not None and chart.kind in sources:
+        judged.append(await _judge(p, chart.kind.value, sources[chart.kind], chart.namespace,
+                                   chart.name))
+    ok, message = summarize_flux_health(tuple(judged))
+    return _check("flux-healthy", ok, message, warn_only=p.ur.spec.origin is Origin.GIT)
+
+
 def _target_differs(
     p: Pass, same: bool, previous: Identity, target: Identity
 ) -> PreflightCheck:
@@ -309,6 +343,7 @@ async def preflight(p: Pass) -> Outcome:
     checks.append(_target_differs(p, same, previous, target))
     ready, why = _ready(hr)
     checks.append(_check("app-healthy", ready, why or "HelmRelease Ready", warn_only=True))
+    checks.append(await _flux_healthy(p, hr))
     snapshots_on = p.app.spec.volume_snapshots.enabled and not p.ur.spec.skip_snapshot
     if snapshots_on:
         pvcs = p.app.status.pvcs

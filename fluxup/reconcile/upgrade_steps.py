@@ -52,6 +52,7 @@ from fluxup.reconcile.upgrade_pass import (
     held_identity,
     helm_release,
     hr_part,
+    kustomization_ref,
     load_app,
     oci_repository,
 )
@@ -161,17 +162,10 @@ async def commit(p: Pass) -> Outcome:
 
 async def _request_flux_apply(p: Pass) -> None:
     kube = p.ctx.kube
-    ks_ref = p.app.spec.kustomization_ref
-    hr = await helm_release(p)
-    labels = ((hr or {}).get("metadata") or {}).get("labels") or {}
-    ks_name = ks_ref.name if ks_ref else labels.get("kustomize.toolkit.fluxcd.io/name")
-    ks_ns = (
-        (ks_ref.namespace if ks_ref else None)
-        or labels.get("kustomize.toolkit.fluxcd.io/namespace")
-        or "flux-system"
-    )
-    if not ks_name:
+    ref = kustomization_ref(p, await helm_release(p))
+    if ref is None:
         return
+    ks_ns, ks_name = ref
     ks = await kube.find(R.KUSTOMIZATION, ks_ns, ks_name)
     if ks is None:
         return

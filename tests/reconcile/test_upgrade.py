@@ -393,6 +393,51 @@ async def test_a_kubectl_request_commits_once_and_asks_flux_again_at_the_recorde
     assert await run(world, "bump") == ["Snapshotting"]
 
 
+async def test_a_suspended_kustomization_fails_preflight_before_any_commit(
+    world: World, tmp_path: Path, fleet_repo: Path
+) -> None:
+    backend = _use_git(world, fleet_repo, tmp_path)
+    head = await backend.head()
+    ks = world.get(R.KUSTOMIZATION, "apps", "flux-system")
+    ks["spec"]["suspend"] = True
+    world.kube.put(R.KUSTOMIZATION, ks)
+    world.request("stuck", targetVersion="1.1.0", origin="kubectl")
+    assert await run(world, "stuck", 2) == ["Preflight", "Failed"]
+    ur = world.get(R.UPGRADEREQUEST, "stuck")
+    assert "Kustomization flux-system/apps is suspended" in ur["status"]["message"]
+    check = next(c for c in ur["status"]["preflight"] if c["name"] == "flux-healthy")
+    assert check["result"] == "Failed"
+    assert await backend.head() == head  # nothing committed
+    assert not world.kube.all(R.SNAPSHOT, NS)
+
+
+async def test_a_broken_chart_source_fails_a_kubectl_request_and_warns_a_git_hold(
+    world: World, tmp_path: Path, fleet_repo: Path
+) -> None:
+    _use_git(world, fleet_repo, tmp_path)
+    app = world.get(R.MANAGEDAPP, APP)
+    app["status"]["chartSource"] = {"kind": "HelmRepository", "name": "charts",
+                                    "namespace": NS}
+    world.kube.put(R.MANAGEDAPP, app)
+    repo = world.get(R.HELMREPOSITORY, "charts")
+    repo["status"] = {"conditions": [{"type": "Ready", "status": "False",
+                                      "reason": "IndexationFailed",
+                                      "message": "failed to fetch index: 503"}]}
+    world.kube.put(R.HELMREPOSITORY, repo)
+    world.request("bump", targetVersion="1.1.0", origin="kubectl")
+    assert await run(world, "bump", 2) == ["Preflight", "Failed"]
+    message = world.get(R.UPGRADEREQUEST, "bump")["status"]["message"]
+    assert f"HelmRepository {NS}/charts is not Ready (IndexationFailed: failed to fetch " \
+        "index: 503)" in message
+
+    world.gate_holds("1.1.0")  # the same version pushed to Git by hand: Flux applied it
+    world.request("hold", targetVersion="1.1.0", origin="git")
+    assert await run(world, "hold", 3) == ["Preflight", "AwaitingApply", "Snapshotting"]
+    checks = {c["name"]: c for c in world.get(R.UPGRADEREQUEST, "hold")["status"]["preflight"]}
+    assert checks["flux-healthy"]["result"] == "Warning"
+    assert "IndexationFailed" in checks["flux-healthy"]["message"]
+
+
 async def test_an_unreadable_chart_source_is_a_warning_not_a_hold(world: World) -> None:
     repo = world.get(R.HELMREPOSITORY, "charts")
     repo["spec"]["url"] = f"http://127.0.0.1:{_closed_port()}/charts"
