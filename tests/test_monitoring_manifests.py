@@ -50,7 +50,8 @@ def test_alerts_use_exposed_metrics() -> None:
     names = set().union(*(used_in(r["expr"]) for r in rules))
     assert names <= exposed(), names - exposed()
     alerts = {r["alert"] for r in rules}
-    assert {"FluxUpReleaseHeldTooLong", "FluxUpUpgradeFailed", "FluxUpWebhookErrors"} <= alerts
+    assert {"FluxUpReleaseHeldTooLong", "FluxUpUpgradeFailed", "FluxUpWebhookErrors",
+            "FluxUpWebhookCertificateExpiresSoon", "FluxUpWebhookCertificateExpired"} <= alerts
 
 
 def test_the_service_monitor_scrapes_the_operator_and_the_webhook() -> None:
