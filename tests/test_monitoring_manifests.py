@@ -6,6 +6,8 @@ import json
 import re
 from pathlib import Path
 
+import promql_parser
+import pytest
 import yaml
 
 from fluxup.adapters.metrics import FleetGauges, HeldGauge, OperatorMetrics
@@ -75,3 +77,16 @@ def test_the_service_monitor_scrapes_the_operator_and_the_webhook() -> None:
     assert webhook["tlsConfig"]["ca"]["secret"] == {"name": "fluxup-webhook-tls",
                                                     "key": "ca.crt"}
     assert "metrics" in endpoints
+
+
+def _queries() -> list[tuple[str, str]]:
+    rule = yaml.safe_load((MONITORING / "prometheusrule.yaml").read_text())
+    dashboard = json.loads((MONITORING / "grafana-dashboard.json").read_text())
+    return [(r["alert"], r["expr"]) for r in rule["spec"]["groups"][0]["rules"]] + [
+        (p["title"], t["expr"]) for p in dashboard["panels"] for t in p["targets"]]
+
+
+@pytest.mark.parametrize(("where", "expr"), _queries(), ids=lambda v: str(v)[:40])
+def test_every_query_is_valid_promql(where: str, expr: str) -> None:
+    """A typo in an alert's PromQL would silently never fire: each query must parse."""
+    promql_parser.parse(expr.replace("$__rate_interval", "5m"))
