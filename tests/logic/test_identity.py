@@ -307,6 +307,17 @@ def test_deployed_from_v2_history() -> None:
     assert not deployed.nothing
 
 
+def test_deployed_is_the_newest_attempt_even_when_it_failed() -> None:
+    """A failed upgrade passed the gate (it was snapshotted) and may have half-run: it is
+    what runs. Going back to the version before it is a change, held and snapshotted."""
+    stored = helm_release("12.5.0", status={"history": [
+        {"chartVersion": "12.5.0", "status": "failed"},
+        {"chartVersion": "12.4.0", "status": "superseded"}]})
+    deployed = determine_deployed(HR, stored, stored)
+    assert deployed.candidates == (Identity("12.5.0", source=SOURCE),)
+    assert not deployed.satisfied_by(Identity("12.4.0", source=SOURCE))
+
+
 def test_deployed_from_v2beta1_last_applied_revision() -> None:
     stored = helm_release(status={"lastAppliedRevision": "12.4.0"})
     assert determine_deployed(HR, stored, stored).candidates == (Identity("12.4.0", source=SOURCE),)
