@@ -24,9 +24,9 @@ from fluxup.errors import (
     YamlEditError,
 )
 from fluxup.logic import yamledit
+from fluxup.logic.imageref import ImageRef, normalize_repository, parse_image
 from fluxup.logic.yamledit import (
     DocumentRef,
-    ImageRef,
     diff_text,
     edit_chart_version,
     edit_container_image,
@@ -34,8 +34,6 @@ from fluxup.logic.yamledit import (
     edit_scalar,
     edit_values_image_tag,
     find_documents,
-    normalize_repository,
-    parse_image,
     read_scalar,
 )
 
