@@ -192,10 +192,12 @@ class RenovateRunner:
             raise RenovateError(f"cannot start Renovate: {exc.strerror}") from None
         kept: collections.deque[str] = collections.deque(maxlen=self._log_lines)
         finished: dict[str, Any] = {}
+        output = proc.stdout
+        if output is None:  # cannot happen with stdout=PIPE; never read a None stream
+            raise RenovateError("cannot read Renovate's output")
 
         async def read() -> None:
-            assert proc.stdout is not None
-            async for raw in proc.stdout:
+            async for raw in output:
                 line = raw.decode("utf-8", errors="replace").strip()
                 try:
                     record = json.loads(line)

@@ -86,7 +86,8 @@ async def resolve_names(ctx: Context, rr: RollbackRequest) -> tuple[str | None, 
             return None, name, f"UpgradeRequest {namespace}/{name} does not exist"
         ur = UpgradeRequest.from_dict(found)
         return ur.spec.managed_app_ref.name, name, ""
-    assert rr.spec.snapshot_ref is not None
+    if rr.spec.snapshot_ref is None:
+        return None, None, "set spec.upgradeRequestRef or spec.snapshotRef"
     snap_name = rr.spec.snapshot_ref.name
     snap = await ctx.kube.find(R.SNAPSHOT, namespace, snap_name)
     if snap is None:

@@ -28,7 +28,7 @@ from fluxup.api.rollbackrequest import (
     SuspendedState,
 )
 from fluxup.api.upgraderequest import TERMINAL_UPGRADE_PHASES
-from fluxup.errors import KubeConflict
+from fluxup.errors import FluxUpError, KubeConflict
 from fluxup.logic.letgo import SUSPENDED_BY_ROLLBACK
 from fluxup.logic.rollback_plan import (
     RestoreStep,
@@ -356,9 +356,8 @@ async def restore_volumes(rp: RollbackPass) -> Outcome:
                 restored_pvcs=tuple(entries),
             )
         if step is RestoreStep.RETAIN_VOLUME:
-            assert pvc is not None
-            assert snap is not None
-            assert pv is not None
+            if pvc is None or snap is None or pv is None:  # the step needs all three
+                raise FluxUpError(f"{label}: claim, volume or snapshot vanished; retrying")
             size = determine_snapshot_status(snap).restore_size or None
             claim = build_restored_pvc(pvc, entry.snapshot, size, rp.request_id)
             await kube.merge_patch(R.PV, None, str(volume),
@@ -368,9 +367,10 @@ async def restore_volumes(rp: RollbackPass) -> Outcome:
         elif step is RestoreStep.DELETE_CLAIM:
             await kube.delete(R.PVC, entry.namespace, entry.name)
         elif step is RestoreStep.CREATE_CLAIM:
-            assert pv is not None
-            recorded = parse_restore_claim(pv)
-            assert recorded is not None
+            recorded = parse_restore_claim(pv) if pv is not None else None
+            if recorded is None:  # the step is only chosen with the claim recorded
+                raise FluxUpError(f"{label}: the retained volume no longer records the claim "
+                                  "to create; retrying")
             # observed absent above; a conflict means a racing pass created it already
             with contextlib.suppress(KubeConflict):
                 await kube.create(R.PVC, entry.namespace, _claim_body(recorded))

@@ -576,8 +576,8 @@ class GitCliBackend:
             if proc.returncode is None:
                 proc.kill()
             raise
-        assert proc.returncode is not None
-        run = _Run(proc.returncode, out, err.decode("utf-8", errors="replace"))
+        code = await proc.wait()  # already exited: communicate() read to the end
+        run = _Run(code, out, err.decode("utf-8", errors="replace"))
         if check and run.returncode != 0:
             raise self._error(args, run)
         return run

@@ -388,7 +388,8 @@ def _text(blob: _Blob | None) -> str | None:
 def _operation(path: str, text: str | None, current: _Blob | None) -> dict[str, str]:
     """One ``ChangeFileOperation``: ``text=None`` deletes, ``current=None`` creates."""
     if text is None:
-        assert current is not None
+        if current is None:
+            raise GitError(f"cannot delete {path}: it does not exist on the branch")
         return {"operation": "delete", "path": path, "sha": current.sha}
     content = base64.b64encode(text.encode("utf-8")).decode("ascii")
     if current is None:
