@@ -3,12 +3,12 @@
 An AdmissionReview carries arbitrary JSON: the incoming object, the stored one and who
 asks. :func:`parse_admitted` reads one HelmRelease or OCIRepository into an
 :class:`AdmittedObject` (name, app, ``spec.suspend``, the annotations and label FluxUp
-reads, the desired identity with its problems and ungated notes, what its status says
-runs); :func:`build_requester` tells who asks (FluxUp's operator, Flux's
-kustomize-controller or a person); :func:`parse_admission` puts them together for one
-CREATE/UPDATE. :func:`determine_deployed` says what runs, from those views (DESIGN.md §2,
-line 1, step 1). :func:`parse_release_secret` reads a Secret that may be a Helm release
-record (line 2).
+reads, its image policy, what its status says runs); :func:`build_requester` tells who
+asks (FluxUp's operator, Flux's kustomize-controller or a person); :func:`parse_admission`
+puts them together for one CREATE/UPDATE with the *desired* identity of the incoming
+object (its problems and ungated notes included) and :func:`determine_deployed` says what
+runs, from those views (DESIGN.md §2, line 1, step 1). :func:`parse_release_secret` reads
+a Secret that may be a Helm release record (line 2).
 
 The gate's rules (:mod:`fluxup.logic.gate`, :mod:`fluxup.logic.gate_validation`,
 :mod:`fluxup.logic.bypass`) decide from these views only; the raw object is read again
@@ -40,14 +40,14 @@ from fluxup.logic.identity import (
     GatedKind,
     Identity,
     IdentityError,
-    determine_desired,
-    helm_release_source,
-    image_paths_of,
+    ImagePolicy,
+    build_desired,
+    chart_source,
     image_values,
     normalize_chart_version,
-    oci_repository_source,
     parse_approval,
     parse_identity,
+    parse_image_policy,
     version_text,
 )
 from fluxup.logic.release_record import RECORD_OWNER
@@ -73,7 +73,7 @@ __all__ = [
 FLUX_APPLIER = "kustomize-controller"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AdmittedObject:
     """One HelmRelease or OCIRepository as the gate reads it.
 
@@ -81,13 +81,14 @@ class AdmittedObject:
     messages (the ``fluxup.dev/managed-app`` label, else the object's name); ``managed``:
     it carries that label. ``suspend`` is ``spec.suspend`` when it is a boolean. The
     annotation fields hold the text of ``fluxup.dev/held``, ``held-since``, ``bypass``,
-    ``bypassed`` and ``upgrade-request``; ``approval`` and ``released`` are parsed
-    (``None`` when absent or malformed: they then approve or record nothing);
-    ``operator_notes`` are the operator-only annotations present. ``desired`` is the
-    identity the object asks for. ``status_charts`` are the chart versions its status says
-    run (trust them only on the stored object), ``source`` where its chart comes from,
-    ``image_paths`` the value paths of its policy and ``values`` its ``spec.values`` (user
-    data: never put into messages).
+    ``bypassed``, ``upgrade-request``, ``approved`` and ``released`` (the last two are
+    decoded by :attr:`approval` and :attr:`released` when a rule reads them: most
+    requests never need them); ``operator_notes`` are the operator-only annotations
+    present. ``policy`` is a HelmRelease's image policy: the value paths of
+    ``fluxup.dev/image-paths`` and the problems reading them (none for an OCIRepository).
+    ``status_charts`` are the chart versions its status says run (empty for an incoming
+    object: its status is never trusted), ``source`` where its chart comes from and
+    ``values`` its ``spec.values`` (user data: never put into messages).
     """
 
     kind: GatedKind
@@ -98,17 +99,31 @@ class AdmittedObject:
     suspend: bool | None
     held: str | None
     held_since: str | None
-    approval: Approval | None
-    released: Identity | None
+    approved_text: str | None
+    released_text: str | None
     bypass: str | None
     bypassed: str | None
     upgrade_request: str | None
     operator_notes: Mapping[str, str]
-    desired: Desired
+    policy: ImagePolicy
     status_charts: tuple[str, ...]
     source: str | None
-    image_paths: tuple[ValuePath, ...]
     values: object = field(repr=False, compare=False)
+
+    @property
+    def approval(self) -> Approval | None:
+        """``fluxup.dev/approved``; ``None`` when absent, malformed or bound to no request
+        (it then approves nothing)."""
+        return parse_approval(self.approved_text)
+
+    @property
+    def image_paths(self) -> tuple[ValuePath, ...]:
+        return self.policy[0]
+
+    @property
+    def released(self) -> Identity | None:
+        """``fluxup.dev/released``; ``None`` when absent or malformed (records nothing)."""
+        return _identity_or_none(self.released_text)
 
     def describe(self) -> str:
         """``HelmRelease my-ns/my-app`` for messages."""
@@ -156,8 +171,10 @@ def _oci_status_charts(obj: object) -> tuple[str, ...]:
     return (revision,)
 
 
-def parse_admitted(kind: GatedKind, obj: object) -> AdmittedObject:
-    """Read ``obj`` (any JSON value) as a ``kind``; never raises."""
+def parse_admitted(kind: GatedKind, obj: object, *, trust_status: bool = True) -> AdmittedObject:
+    """Read ``obj`` (any JSON value) as a ``kind``; never raises. ``trust_status=False``
+    (an incoming object, whose status is whatever the client sent) leaves
+    ``status_charts`` empty."""
     notes, labels = annotations_of(obj), labels_of(obj)
     name = get_str(obj, "metadata", "name") or ""
     suspend = get(obj, "spec", "suspend")
@@ -171,16 +188,18 @@ def parse_admitted(kind: GatedKind, obj: object) -> AdmittedObject:
         suspend=suspend if isinstance(suspend, bool) else None,
         held=notes.get(ann.HELD),
         held_since=notes.get(ann.HELD_SINCE),
-        approval=parse_approval(notes.get(ann.APPROVED)),
-        released=_identity_or_none(notes.get(ann.RELEASED)),
+        approved_text=notes.get(ann.APPROVED),
+        released_text=notes.get(ann.RELEASED),
         bypass=notes.get(ann.BYPASS),
         bypassed=notes.get(ann.BYPASSED),
         upgrade_request=notes.get(ann.UPGRADE_REQUEST),
         operator_notes={k: notes[k] for k in ann.OPERATOR_ONLY_ANNOTATIONS if k in notes},
-        desired=determine_desired(kind, obj),
-        status_charts=_helm_status_charts(obj) if helm else _oci_status_charts(obj),
-        source=helm_release_source(obj) if helm else oci_repository_source(obj),
-        image_paths=image_paths_of(obj)[0] if helm else (),
+        policy=parse_image_policy(notes.get(ann.IMAGE_PATHS)) if helm else ((), ()),
+        status_charts=(
+            () if not trust_status
+            else _helm_status_charts(obj) if helm else _oci_status_charts(obj)
+        ),
+        source=chart_source(kind, obj),
         values=get(obj, "spec", "values"),
     )
 
@@ -228,12 +247,14 @@ def build_requester(username: str, operator_username: str, options: object = Non
 @dataclass(frozen=True)
 class Admission:
     """One CREATE/UPDATE of a gated object: the incoming object, the stored one
-    (``oldObject``; ``None`` on CREATE, or when an UPDATE lacks it) and who asks."""
+    (``oldObject``; ``None`` on CREATE, or when an UPDATE lacks it), who asks, and the
+    identity the incoming object asks for (``desired``: DESIGN.md §2, line 1, step 1)."""
 
     operation: Literal["CREATE", "UPDATE"]
     incoming: AdmittedObject
     stored: AdmittedObject | None
     requester: Requester
+    desired: Desired
     dry_run: bool = False
 
     @property
@@ -250,11 +271,13 @@ def parse_admission(
     dry_run: bool = False,
 ) -> Admission:
     """The views of one request; ``stored`` is the AdmissionReview's ``oldObject``."""
+    view = parse_admitted(kind, incoming, trust_status=False)
     return Admission(
         operation,
-        parse_admitted(kind, incoming),
+        view,
         parse_admitted(kind, stored) if stored is not None else None,
         requester,
+        build_desired(kind, incoming, view.policy, view.source),
         dry_run,
     )
 

@@ -101,7 +101,7 @@ class GateDecision:
 
 def evaluate(admission: Admission) -> GateDecision:
     """Apply the rules (decisions 1 to 7 above) to one CREATE/UPDATE."""
-    desired = admission.incoming.desired
+    desired = admission.desired
     if desired.problems:
         return GateDecision(Outcome.HOLD, Reason.POLICY_UNREADABLE, desired)
     if desired.identity.is_empty:

@@ -39,9 +39,12 @@ __all__ = [
     "GatedKind",
     "Identity",
     "IdentityError",
+    "ImagePolicy",
     "approval_of",
     "approved_identity",
     "build_approval",
+    "build_desired",
+    "chart_source",
     "determine_desired",
     "helm_release_source",
     "image_extra_paths",
@@ -53,6 +56,7 @@ __all__ = [
     "parse_approval",
     "parse_bound_identity",
     "parse_identity",
+    "parse_image_policy",
     "parse_request_ref",
     "version_text",
 ]
@@ -193,9 +197,18 @@ def parse_identity(text: str) -> Identity:
     return Identity(chart=chart, images=maps[0], source=source, extras=maps[1])
 
 
-def image_paths_of(obj: object) -> tuple[tuple[ValuePath, ...], tuple[str, ...]]:
+#: A HelmRelease's image policy: the value paths of ``fluxup.dev/image-paths`` and the
+#: problems reading them.
+ImagePolicy = tuple[tuple[ValuePath, ...], tuple[str, ...]]
+
+
+def image_paths_of(obj: object) -> ImagePolicy:
     """Value paths from ``fluxup.dev/image-paths`` and the problems reading them."""
-    text = annotations_of(obj).get(ann.IMAGE_PATHS)
+    return parse_image_policy(annotations_of(obj).get(ann.IMAGE_PATHS))
+
+
+def parse_image_policy(text: str | None) -> ImagePolicy:
+    """The value paths in ``fluxup.dev/image-paths`` text and the problems reading them."""
     if text is None:
         return (), ()
     try:
@@ -290,7 +303,7 @@ def image_extra_paths(paths: tuple[ValuePath, ...]) -> tuple[ValuePath, ...]:
     return tuple(v for k, v in sorted(out.items()) if k not in taken)
 
 
-def _desired_helm_release(obj: object) -> Desired:
+def _desired_helm_release(obj: object, policy: ImagePolicy, source: str | None) -> Desired:
     ungated: list[str] = []
     chart: str | None = None
     if get_mapping(obj, "spec", "chartRef") is None:
@@ -301,7 +314,7 @@ def _desired_helm_release(obj: object) -> Desired:
             chart = normalize_chart_version(version)
         else:
             ungated.append(f"chart version {version.strip()!r} is a range")
-    paths, problems = image_paths_of(obj)
+    paths, problems = policy
     images, extras = image_values(get(obj, "spec", "values"), paths)
     if get(obj, "spec", "valuesFrom"):
         # Flux merges spec.values over valuesFrom: a path spec.values leaves unset may be
@@ -312,14 +325,12 @@ def _desired_helm_release(obj: object) -> Desired:
             ungated.append(f"{', '.join(unset)} may come from valuesFrom")
         images = tuple((p, t) for p, t in images if t is not None)
         extras = tuple((p, t) for p, t in extras if t is not None)
-    source = helm_release_source(obj)
     return Desired(Identity(chart, images, source, extras), tuple(ungated), problems)
 
 
-def _desired_oci_repository(obj: object) -> Desired:
+def _desired_oci_repository(obj: object, source: str | None) -> Desired:
     ref = get_mapping(obj, "spec", "ref") or {}
     digest, semver, tag = (version_text(ref.get(k)) for k in ("digest", "semver", "tag"))
-    source = oci_repository_source(obj)
     if digest and digest.strip():
         return Desired(Identity(chart="@" + digest.strip(), source=source))
     if semver and semver.strip():
@@ -331,11 +342,28 @@ def _desired_oci_repository(obj: object) -> Desired:
     )
 
 
+def chart_source(kind: GatedKind, obj: object) -> str | None:
+    """Where ``obj``'s chart comes from (:func:`helm_release_source`,
+    :func:`oci_repository_source`)."""
+    if kind is GatedKind.HELM_RELEASE:
+        return helm_release_source(obj)
+    return oci_repository_source(obj)
+
+
 def determine_desired(kind: GatedKind, obj: object) -> Desired:
     """The identity ``obj`` (an incoming HelmRelease or OCIRepository) asks for."""
+    policy = image_paths_of(obj) if kind is GatedKind.HELM_RELEASE else ((), ())
+    return build_desired(kind, obj, policy, chart_source(kind, obj))
+
+
+def build_desired(
+    kind: GatedKind, obj: object, policy: ImagePolicy, source: str | None
+) -> Desired:
+    """:func:`determine_desired` with ``obj``'s image policy and chart source already read
+    (by the gate's parser)."""
     if kind is GatedKind.HELM_RELEASE:
-        return _desired_helm_release(obj)
-    return _desired_oci_repository(obj)
+        return _desired_helm_release(obj, policy, source)
+    return _desired_oci_repository(obj, source)
 
 
 #: The request kinds an approval may name.
