@@ -16,6 +16,7 @@ operator and the gate exchange in annotations. What *runs* is decided from parse
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -99,8 +100,10 @@ def normalize_chart_version(version: str) -> str:
     return text[1:] if text.startswith("v") else text
 
 
+@functools.lru_cache(maxsize=1024)
 def _canonical_path(path: str) -> str:
-    """``spec.values.image.tag`` and ``image.tag`` name the same value."""
+    """``spec.values.image.tag`` and ``image.tag`` name the same value. Memoized: every
+    identity built canonicalizes its paths, and a cluster names few distinct ones."""
     try:
         return str(parse_value_path(path))
     except ValuePathError:
