@@ -154,18 +154,20 @@ def _helm_record(namespace: str, release: str, revision: int) -> dict[str, Any]:
 
 
 async def _record_latencies(sb: Sandbox, namespace: str, release: str,
-                            total: int) -> list[float]:
+                            total: int, first: int) -> list[float]:
+    """CREATE ``total`` records (after 4 to warm up) of revisions ``first`` and up: every
+    record needs a revision of its own, or the apiserver answers 409 Conflict."""
     connector = aiohttp.TCPConnector(ssl=sb.ssl_context(), limit=4)
     url = f"{sb.server}/api/v1/namespaces/{namespace}/secrets"
     async with aiohttp.ClientSession(connector=connector, raise_for_status=True) as client:
-        async def create(i: int) -> None:
-            body = _helm_record(namespace, release, 1000 + i)
+        async def create(revision: int) -> None:
+            body = _helm_record(namespace, release, revision)
             async with client.post(url, data=json.dumps(body),
                                    headers={"Content-Type": "application/json"}) as resp:
                 await resp.read()
 
-        await _timed(create, 1, 4)
-        return await _timed(create, 1, total)
+        await _timed(lambda i: create(first + i), 1, 4)
+        return await _timed(lambda i: create(first + 4 + i), 1, total)
 
 
 def _managed_app_with_gate(sb: Sandbox, namespace: str, release: str) -> None:
@@ -232,7 +234,7 @@ def main() -> None:
         _managed_app_with_gate(sb, records_ns, "managed")
         records: dict[str, list[float]] = {}
         records["not selected (no webhook call)"] = asyncio.run(
-            _record_latencies(sb, records_ns, "managed", args.records))
+            _record_latencies(sb, records_ns, "managed", args.records, 1000))
         without = asyncio.run(_apply_latencies(sb, namespace, args.requests))
         webhook.start()
         configs = _register(sb, webhook, token)
@@ -240,9 +242,9 @@ def main() -> None:
                    "fluxup.dev/release-records=gated")
         with_gate = asyncio.run(_apply_latencies(sb, namespace, args.requests))
         records["line 2, unmanaged release"] = asyncio.run(
-            _record_latencies(sb, records_ns, "other", args.records))
+            _record_latencies(sb, records_ns, "other", args.records, 1000))
         records["line 2, managed, deployed"] = asyncio.run(
-            _record_latencies(sb, records_ns, "managed", args.records))
+            _record_latencies(sb, records_ns, "managed", args.records, 1000 + args.records + 4))
         rate = asyncio.run(_throughput(webhook, args.reviews))
     finally:
         if configs:
