@@ -20,16 +20,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from fluxup.logic.admitted import AdmittedObject, determine_deployed, parse_admitted
+from fluxup.api import annotations as ann
 from fluxup.logic.gate_values import annotations_of
-from fluxup.logic.identity import GatedKind, Identity, parse_bound_identity
+from fluxup.logic.identity import (
+    GatedKind,
+    Identity,
+    determine_deployed,
+    parse_bound_identity,
+)
 
 __all__ = [
     "BYPASS_RECORDED",
     "Binding",
     "BypassAction",
     "build_binding",
-    "covers",
+    "bypass_reason",
     "determine_binding",
     "determine_bypass_action",
     "parse_binding",
@@ -62,9 +67,14 @@ def parse_binding(text: str | None) -> Binding | None:
     return Binding(bound[0], bound[1])
 
 
+def bypass_reason(obj: object) -> str | None:
+    """The ``fluxup.dev/bypass`` reason on ``obj`` (``None``: no bypass)."""
+    return annotations_of(obj).get(ann.BYPASS)
+
+
 def determine_binding(
-    incoming: AdmittedObject,
-    stored: AdmittedObject | None,
+    incoming: Mapping[str, object],
+    stored: Mapping[str, object] | None,
     desired: Identity,
     holds: bool,
     deployed: Identity | None = None,
@@ -80,10 +90,12 @@ def determine_binding(
     a bypass is a person's emergency action, so one that comes from Git covers only what
     runs (``deployed``) and lets nothing new through.
     """
-    if incoming.bypass is None:
+    if bypass_reason(incoming) is None:
         return None
-    if stored is not None and stored.bypass is not None and stored.bypassed is not None:
-        return stored.bypassed
+    before = annotations_of(stored) if stored is not None else {}
+    kept = before.get(ann.BYPASSED)
+    if ann.BYPASS in before and kept is not None:
+        return kept
     if by_flux and holds:
         return build_binding(deployed if deployed is not None else Identity(), False)
     return build_binding(desired, holds)
@@ -110,17 +122,18 @@ def determine_bypass_action(kind: GatedKind, obj: Mapping[str, object]) -> Bypas
     """What the operator does about the bypass on ``obj`` (a stored HelmRelease or
     OCIRepository). A bypass that let nothing through (unused) covers only what already
     ran: it is left alone, harmless. An unbound one (written before bindings) is audited."""
-    view = parse_admitted(kind, obj)
-    if view.bypass is None:
+    reason = bypass_reason(obj)
+    if reason is None:
         return BypassAction.NONE
-    binding = parse_binding(view.bypassed)
+    notes = annotations_of(obj)
+    binding = parse_binding(notes.get(ann.BYPASSED))
     if binding is not None and not binding.used:
         return BypassAction.NONE
-    if annotations_of(obj).get(BYPASS_RECORDED) != view.bypass:
+    if notes.get(BYPASS_RECORDED) != reason:
         return BypassAction.AUDIT
     if binding is None:
         return BypassAction.NONE
-    deployed = determine_deployed(view, view)
+    deployed = determine_deployed(kind, obj, obj)
     if not deployed.nothing and deployed.satisfied_by(binding.identity):
         return BypassAction.CLEAR
     return BypassAction.NONE
