@@ -342,15 +342,14 @@ def _request_ref(p: Pass) -> str:
 
 
 async def _approve(p: Pass, res: Resource, obj: Obj, part: GateIdentity) -> None:
+    """Approve this request's identity on line 1 and un-suspend. Also when nothing is held
+    right now: the approval must be there before helm-controller's status catches up, or
+    the next write to the object (our own retry request included) would be held again
+    while the stored status still names the old version."""
     meta = obj["metadata"]
     held = held_identity(obj)
     suspended = bool((obj.get("spec") or {}).get("suspend"))
-    if held is not None and part.satisfies(held):
-        identity = held
-    elif not suspended:
-        return  # nothing held, nothing to release
-    else:
-        identity = part
+    identity = held if held is not None and part.satisfies(held) else part
     approval = build_approval(identity, _request_ref(p))
     if annotation(obj, ann.APPROVED) == approval and not suspended:
         return
@@ -369,6 +368,13 @@ async def await_upgrade(p: Pass) -> Outcome:
     if hr is None:
         return Outcome.failed(Reason.UPGRADE_FAILED, "HelmRelease disappeared during upgrade")
     target = p.target()
+    held = held_identity(hr)
+    part = hr_part(target, p.via_chart_ref)
+    if hr.get("spec", {}).get("suspend") and held is not None and part.satisfies(held):
+        # held again after release (a write raced helm-controller's status): this
+        # request's snapshots cover the held identity, so release it again
+        await _approve(p, R.HELMRELEASE, hr, part)
+        return Outcome.waiting("released the HelmRelease again after a late hold")
     progress = determine_helm_progress(hr, target.version)
     if progress.state is HelmState.RELEASED:
         return Outcome.finished(f"helm-controller released {to_gate(target).describe()}")

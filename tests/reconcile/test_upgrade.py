@@ -93,6 +93,42 @@ async def test_a_git_hold_is_snapshotted_released_and_checked(world: World) -> N
     assert (app["lastUpgrade"]["phase"], app["lastUpgrade"]["toVersion"]) == ("Succeeded", "1.1.0")
 
 
+async def test_a_hold_that_comes_back_after_release_is_released_again(world: World) -> None:
+    """Seen on the sandbox: a write landed after Releasing but before helm-controller's
+    status named the new version, so line 1 held the HelmRelease again; the request
+    must not wait forever for a suspended helm-controller."""
+    world.gate_holds("1.1.0")
+    world.request("late", targetVersion="1.1.0", origin="git")
+    await run(world, "late", 4)
+    world.snapshots_ready()
+    assert await run(world, "late", 2) == ["Releasing", "Upgrading"]
+    world.gate_holds("1.1.0")  # held again by line 1
+    assert await run(world, "late") == ["Upgrading"]
+    hr = world.get(R.HELMRELEASE, APP)
+    assert hr["spec"]["suspend"] is False
+    approval = approval_of(hr)
+    assert approval is not None and approval.request == f"UpgradeRequest/{NS}/late"
+    world.helm_releases("1.1.0")
+    assert await run(world, "late", 2) == ["HealthChecking", "Succeeded"]
+
+
+async def test_release_approves_even_when_nothing_is_held_right_now(world: World) -> None:
+    """A line-2 hold: the HelmRelease is not suspended, yet line 1 needs the approval
+    before helm-controller's status catches up with the new version."""
+    world.gate_holds("1.1.0")
+    world.request("rec", targetVersion="1.1.0", origin="git")
+    await run(world, "rec", 4)
+    hr = world.get(R.HELMRELEASE, APP)
+    hr["spec"]["suspend"] = False
+    del hr["metadata"]["annotations"][ann.HELD]
+    world.kube.put(R.HELMRELEASE, hr)
+    world.snapshots_ready()
+    assert await run(world, "rec") == ["Releasing"]
+    await run(world, "rec")
+    approval = approval_of(world.get(R.HELMRELEASE, APP))
+    assert approval is not None and approval.identity.chart == "1.1.0"
+
+
 async def test_a_second_request_queues_behind_the_first(world: World) -> None:
     world.gate_holds("1.1.0")
     world.request("first", targetVersion="1.1.0", origin="git")
