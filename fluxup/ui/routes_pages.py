@@ -125,8 +125,7 @@ def _confirm_context(up: UpgradeRequest) -> dict[str, Any]:
 @routes.get("/upgrades/{ns}/{name}/confirm")
 async def confirm(request: web.Request) -> web.Response:
     ns, name = _ns_name(request)
-    up = await service.load_request(kube_of(request), "upgrades", ns, name)
-    assert isinstance(up, UpgradeRequest)
+    up = UpgradeRequest.from_dict(await kube_of(request).get(R.UPGRADEREQUEST, ns, name))
     if not up.spec.dry_run:
         raise web.HTTPSeeOther(f"/upgrades/{ns}/{name}")
     detail = await service.load_app(kube_of(request), ns, up.spec.managed_app_ref.name)

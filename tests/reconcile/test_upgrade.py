@@ -107,7 +107,8 @@ async def test_a_hold_that_comes_back_after_release_is_released_again(world: Wor
     hr = world.get(R.HELMRELEASE, APP)
     assert hr["spec"]["suspend"] is False
     approval = approval_of(hr)
-    assert approval is not None and approval.request == f"UpgradeRequest/{NS}/late"
+    assert approval is not None
+    assert approval.request == f"UpgradeRequest/{NS}/late"
     world.helm_releases("1.1.0")
     assert await run(world, "late", 2) == ["HealthChecking", "Succeeded"]
 
@@ -126,7 +127,8 @@ async def test_release_approves_even_when_nothing_is_held_right_now(world: World
     assert await run(world, "rec") == ["Releasing"]
     await run(world, "rec")
     approval = approval_of(world.get(R.HELMRELEASE, APP))
-    assert approval is not None and approval.identity.chart == "1.1.0"
+    assert approval is not None
+    assert approval.identity.chart == "1.1.0"
 
 
 async def test_a_second_request_queues_behind_the_first(world: World) -> None:
