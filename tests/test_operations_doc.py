@@ -1,5 +1,5 @@
 """docs/operations.md's break-glass commands match the shipped webhook configurations
-(the sandbox test ``tests/integration/test_break_glass.py`` runs them)."""
+(the sandbox test ``tests/integration/test_webhook_outage.py`` runs them)."""
 
 from __future__ import annotations
 

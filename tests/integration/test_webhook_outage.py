@@ -8,6 +8,10 @@ across it: the version pushed while the gate was open is caught by line 2 (Helm'
 record) once helm-controller runs again, and is installed only after ReadyToUse snapshots
 were taken for it.
 
+The file name sorts after test_crds.py on purpose: the session's first test that uses the
+``stack`` fixture starts FluxUp's operator, which would then rewrite the status that
+test_crds writes by hand.
+
 On the sandbox the webhook and helm-controller are processes, not Deployments: "scale to
 zero" is stopping the process and "scale to one" is starting it again with the same
 command line and environment.
