@@ -170,13 +170,20 @@ async def test_a_passed_deadline_fails_and_frees_the_lock(world: World) -> None:
     assert world.phase("slow") == "Snapshotting"
     world.clock.advance(minutes=11)  # the default snapshot timeout is 10m
     assert await run(world, "slow") == ["Failed"]
-    ur = world.get(R.UPGRADEREQUEST, "slow")
-    assert "Snapshotting did not finish before its deadline" in ur["status"]["message"]
-    assert "last seen: 0/1 snapshots ReadyToUse" in ur["status"]["message"]
+    message = _failed_unreleased(world, "slow", "DeadlineExceeded")
+    assert "Snapshotting did not finish before its deadline" in message
+    assert "last seen: 0/1 snapshots ReadyToUse" in message
+
+
+def _failed_unreleased(world: World, name: str, reason: str) -> str:
+    """Request ``name`` failed for ``reason``, freed the app's lock and released nothing;
+    its message."""
+    ur = world.get(R.UPGRADEREQUEST, name)
     ready = next(c for c in ur["status"]["conditions"] if c["type"] == "Ready")
-    assert ready["reason"] == "DeadlineExceeded"
+    assert ready["reason"] == reason
     assert "activeRequest" not in world.get(R.MANAGEDAPP, APP)["status"]
     assert world.get(R.HELMRELEASE, APP)["spec"]["suspend"] is True  # never released
+    return str(ur["status"]["message"])
 
 
 def _snapshot_error(world: World, message: str | None) -> None:
@@ -216,13 +223,9 @@ async def test_a_snapshot_error_that_outlasts_the_timeout_fails_the_request(
     assert await run(world, "quota") == ["Snapshotting"]
     world.clock.advance(minutes=11)  # the default snapshot timeout is 10m
     assert await run(world, "quota") == ["Failed"]
-    ur = world.get(R.UPGRADEREQUEST, "quota")
-    assert "snapshot failed" in ur["status"]["message"]
-    assert "(PVC data-web-0): quota exceeded" in ur["status"]["message"]
-    ready = next(c for c in ur["status"]["conditions"] if c["type"] == "Ready")
-    assert ready["reason"] == "SnapshotFailed"
-    assert "activeRequest" not in world.get(R.MANAGEDAPP, APP)["status"]
-    assert world.get(R.HELMRELEASE, APP)["spec"]["suspend"] is True  # never released
+    message = _failed_unreleased(world, "quota", "SnapshotFailed")
+    assert "snapshot failed" in message
+    assert "(PVC data-web-0): quota exceeded" in message
 
 
 async def test_an_unreadable_managedapp_fails_the_request_and_frees_the_lock(
