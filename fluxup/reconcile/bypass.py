@@ -11,11 +11,16 @@ decides:
 * clear: the covered identity runs, so the bypass has done its job: the operator removes
   ``fluxup.dev/bypass``, its binding and its audit mark (a Normal Event says so), and the
   gate holds the next version as usual.
+
+The HelmRelease watch and the ManagedApp timer both call :func:`record_bypass`, often in
+the same second. Each call takes one lock per object and decides from the object as it is
+*then* (read inside the lock), so the second caller sees the first one's audit mark and
+audits nothing: one Event per reason, however many callers.
 """
 
 from __future__ import annotations
 
-from fluxup.adapters.kube import Obj, R
+from fluxup.adapters.kube import Obj, R, Resource
 from fluxup.api import annotations as ann
 from fluxup.logic.bypass import (
     BYPASS_RECORDED,
@@ -36,9 +41,23 @@ def _what(obj: Obj) -> str:
 
 
 async def record_bypass(ctx: Context, obj: Obj) -> bool:
-    """Audit or end the bypass on ``obj``; True if an Event was written."""
+    """Audit or end the bypass on ``obj`` (any copy of it, however old); True if an Event
+    was written."""
     kind = GatedKind.OCI_REPOSITORY if obj.get("kind") == "OCIRepository" else (
         GatedKind.HELM_RELEASE)
+    if determine_bypass_action(kind, obj) is BypassAction.NONE:
+        return False  # the common case costs no read
+    res = R.HELMRELEASE if kind is GatedKind.HELM_RELEASE else R.OCIREPOSITORY
+    meta = obj.get("metadata") or {}
+    namespace, name = meta.get("namespace"), str(meta.get("name"))
+    async with ctx.lock(f"bypass-audit/{res.plural}/{namespace}/{name}"):
+        fresh = await ctx.kube.find(res, namespace, name)
+        if fresh is None:
+            return False
+        return await _act(ctx, kind, res, fresh)
+
+
+async def _act(ctx: Context, kind: GatedKind, res: Resource, obj: Obj) -> bool:
     action = determine_bypass_action(kind, obj)
     if action is BypassAction.NONE:
         return False
@@ -46,7 +65,6 @@ async def record_bypass(ctx: Context, obj: Obj) -> bool:
     notes = meta.get("annotations") or {}
     reason = str(notes.get(ann.BYPASS))
     binding = parse_binding(notes.get(ann.BYPASSED))
-    res = R.HELMRELEASE if kind is GatedKind.HELM_RELEASE else R.OCIREPOSITORY
     if action is BypassAction.CLEAR:
         covered = binding.identity.describe() if binding is not None else "its version"
         await ctx.kube.merge_patch(res, meta.get("namespace"), str(meta.get("name")), {

@@ -4,6 +4,7 @@ hold), audits bypasses, and tells the user when a hold's request has ended."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 
@@ -15,7 +16,7 @@ from fluxup.errors import KubeError
 from fluxup.logic.bypass import build_binding
 from fluxup.logic.hold_requests import build_hold_request_name
 from fluxup.logic.identity import GatedKind, Identity, build_approval, determine_desired
-from fluxup.reconcile.bypass import BYPASS_RECORDED
+from fluxup.reconcile.bypass import BYPASS_RECORDED, record_bypass
 from fluxup.reconcile.holds import ensure_request_for_hold
 from fluxup.reconcile.managedapp import reconcile_managedapp
 from tests.reconcile.world import APP, NS, World
@@ -288,3 +289,20 @@ async def test_max_age_expires_snapshot_sets_without_waiting_for_an_upgrade(
     await reconcile(world)
     left = sorted(s["metadata"]["name"] for s in world.kube.all(R.SNAPSHOT, NS))
     assert left == ["newest-data-web-0", "restoring-data-web-0"]
+
+
+async def test_a_bypass_is_audited_once_when_the_watch_and_the_timer_race(
+    world: World,
+) -> None:
+    """The HelmRelease watch and the ManagedApp timer both hand ``record_bypass`` a copy
+    read before either audited (seen on the sandbox: two GateBypassed Events in one
+    second); the second decides from the object as it is now and audits nothing."""
+    hr = world.get(R.HELMRELEASE, APP)
+    hr["metadata"]["annotations"] = {ann.BYPASS: "INC-7 restore now"}
+    world.kube.put(R.HELMRELEASE, hr)
+    stale = world.get(R.HELMRELEASE, APP)
+    ctx = world.ctx
+    first, second = await asyncio.gather(record_bypass(ctx, stale), record_bypass(ctx, stale))
+    assert (first, second) == (True, False)
+    assert await record_bypass(ctx, stale) is False  # and any later stale copy
+    assert len(events(world, "GateBypassed")) == 1
