@@ -27,10 +27,10 @@ import datetime as dt
 import itertools
 import uuid
 from collections.abc import Mapping
-from typing import Any
 
 from fluxup.adapters.kube import Obj, R, Resource
 from fluxup.errors import KubeConflict, KubeError, KubeNotFound
+from fluxup.logic.merge_patch import apply_merge_patch
 
 __all__ = ["STATUS_SUBRESOURCE", "MemoryKube"]
 
@@ -54,19 +54,6 @@ _KINDS = {
 }
 
 Key = tuple[Resource, str, str]
-
-
-def merge(target: Any, patch: Any) -> Any:
-    """RFC 7386: ``null`` deletes, objects merge, anything else replaces."""
-    if not isinstance(patch, Mapping):
-        return copy.deepcopy(patch)
-    out = dict(target) if isinstance(target, Mapping) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge(out.get(key), value)
-    return out
 
 
 class MemoryKube:
@@ -218,7 +205,7 @@ class MemoryKube:
             patch = {"status": patch.get("status")} if "status" in patch else {}
         elif res in STATUS_SUBRESOURCE:
             patch.pop("status", None)
-        new = merge(current, patch)
+        new = apply_merge_patch(current, patch)
         if new.get("spec") != current.get("spec"):
             new["metadata"]["generation"] = int(current["metadata"].get("generation") or 1) + 1
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):

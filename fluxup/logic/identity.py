@@ -54,6 +54,7 @@ __all__ = [
     "is_exact_version",
     "normalize_chart_version",
     "oci_repository_source",
+    "oci_revision_charts",
     "parse_approval",
     "parse_identity",
     "parse_request_ref",
@@ -376,7 +377,9 @@ def _status_chart_version(stored: Mapping[str, object]) -> str | None:
     return None
 
 
-def _oci_revision_charts(stored: Mapping[str, object]) -> tuple[str, ...]:
+def oci_revision_charts(stored: Mapping[str, object]) -> tuple[str, ...]:
+    """The tag and ``@digest`` of the artifact source-controller last fetched for an
+    OCIRepository (``status.artifact.revision`` in any of its formats), or ``()``."""
     revision = _text(get(stored, "status", "artifact", "revision"))
     if not revision or not revision.strip():
         return ()
@@ -416,7 +419,7 @@ def determine_deployed(
             version = _status_chart_version(stored)
             status_charts = (version,) if version else ()
         else:
-            status_charts = _oci_revision_charts(stored)
+            status_charts = oci_revision_charts(stored)
     if status_charts:
         sources.append("status")
     if released is not None:

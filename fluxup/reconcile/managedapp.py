@@ -35,6 +35,7 @@ from fluxup.logic.identity import (
     GatedKind,
     approved_identity,
     determine_desired,
+    oci_revision_charts,
     parse_identity,
 )
 from fluxup.logic.managedapp_status import (
@@ -42,6 +43,7 @@ from fluxup.logic.managedapp_status import (
     merge_scan_conditions,
     summarize_managedapp,
 )
+from fluxup.logic.merge_patch import changes
 from fluxup.logic.release_record import parse_release_gate
 from fluxup.reconcile.announce import announce_available
 from fluxup.reconcile.approvals import remove_outlived_approvals
@@ -90,8 +92,8 @@ async def _ensure_gate_metadata(ctx: Context, app: ManagedApp, hr: Obj, oci: Obj
         notes: dict[str, str] = {}
         if want_paths and _annotations(obj).get(ann.IMAGE_PATHS) != paths:
             notes[ann.IMAGE_PATHS] = paths
-        if want_paths and paths == _annotations(obj).get(ann.IMAGE_PATHS):
-            released = _at_rest_identity(obj)
+        elif not shared:
+            released = _at_rest_identity(obj) if want_paths else _at_rest_source_identity(obj)
             if released is not None and _annotations(obj).get(ann.RELEASED) != released:
                 notes[ann.RELEASED] = released
         if notes:
@@ -101,23 +103,28 @@ async def _ensure_gate_metadata(ctx: Context, app: ManagedApp, hr: Obj, oci: Obj
             await ctx.kube.merge_patch(res, meta["namespace"], meta["name"], patch)
 
 
+def _at_rest(obj: Obj) -> bool:
+    """A Flux object whose spec is what runs: not held, not suspended, reconciled at its
+    generation and Ready."""
+    status = obj.get("status") or {}
+    conditions = status.get("conditions") or []
+    ready: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
+    return not (
+        ann.HELD in _annotations(obj)
+        or (obj.get("spec") or {}).get("suspend")
+        or status.get("observedGeneration") != (obj.get("metadata") or {}).get("generation")
+        or ready.get("status") != "True"
+    )
+
+
 def _at_rest_identity(hr: Obj) -> str | None:
-    """The identity a HelmRelease at rest runs (its spec: not held, not suspended,
-    reconciled at its generation and Ready), or ``None`` when it is not at rest.
+    """The identity a HelmRelease at rest runs, or ``None`` when it is not at rest.
 
     Recorded as ``fluxup.dev/released`` so that, once a later change is held, the gate
     still knows where the running chart came from (a held spec is not what runs)."""
-    notes, spec = _annotations(hr), hr.get("spec") or {}
-    status = hr.get("status") or {}
-    conditions = status.get("conditions") or []
-    ready: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
-    if (
-        ann.HELD in notes
-        or spec.get("suspend")
-        or status.get("observedGeneration") != (hr.get("metadata") or {}).get("generation")
-        or ready.get("status") != "True"
-    ):
+    if not _at_rest(hr):
         return None
+    spec = hr.get("spec") or {}
     desired = determine_desired(GatedKind.HELM_RELEASE, hr)
     if desired.problems:
         return None
@@ -126,6 +133,19 @@ def _at_rest_identity(hr: Obj) -> str | None:
         version = discovery.determine_deployed_version(hr)  # a range: what it resolved to
         identity = replace(identity, chart=version) if version else identity
     return identity.to_json()
+
+
+def _at_rest_source_identity(oci: Obj) -> str | None:
+    """The identity an OCIRepository at rest serves: its pinned tag, once the artifact
+    source-controller fetched is that tag. Recorded as ``fluxup.dev/released`` so the gate
+    never mistakes a source whose ``status.artifact`` is gone (a failed fetch, a
+    re-created object) for a first install."""
+    if not _at_rest(oci):
+        return None
+    desired = determine_desired(GatedKind.OCI_REPOSITORY, oci)
+    if desired.problems or desired.identity.chart not in oci_revision_charts(oci):
+        return None
+    return desired.identity.to_json()
 
 
 async def _ensure_holds_handled(
@@ -230,17 +250,22 @@ def _current(app: ManagedApp, hr: Obj, seen: Observation) -> None:
 async def _write_status(ctx: Context, namespace: str, name: str, status: Obj) -> bool:
     """Write ``status``, keeping the Renovate scan's conditions as they are now (a scan in
     another process may have written them during this pass): re-read, merge, patch at that
-    resourceVersion, and again on a conflict. False when the app is gone."""
+    resourceVersion, and again on a conflict. A status that would not change is not
+    written: at rest, a resync costs the API server one read per app, and watchers (the UI,
+    kubectl -w) see no event. False when the app is gone."""
     for _ in range(_WRITE_ATTEMPTS):
         current = await ctx.kube.find(R.MANAGEDAPP, namespace, name)
         if current is None:
             return False
-        conditions = merge_scan_conditions(
-            status["conditions"], (current.get("status") or {}).get("conditions") or [])
+        stored = current.get("status") or {}
+        conditions = merge_scan_conditions(status["conditions"], stored.get("conditions") or [])
+        patch = {**status, "conditions": conditions}
+        if not changes(stored, patch):
+            return True
         try:
             await ctx.kube.merge_patch(R.MANAGEDAPP, namespace, name, {
                 "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
-                "status": {**status, "conditions": conditions},
+                "status": patch,
             }, sub="status")
             return True
         except KubeConflict:

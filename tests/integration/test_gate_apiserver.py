@@ -23,7 +23,7 @@ import yaml
 
 from certs.files import ensure_cert_files
 from fluxup.api import annotations as ann
-from fluxup.logic.identity import build_approval
+from fluxup.logic.identity import GatedKind, build_approval, determine_desired
 from fluxup.sandbox.controlplane import Sandbox
 from fluxup.sandbox.processes import free_port
 from webhook.local import LocalWebhook, build_local_configurations
@@ -251,8 +251,14 @@ def test_only_operator_may_drop_the_managed_label(gate: Gate, ns: str) -> None:
 
 def test_oci_repository_tag_change_holds_the_source(gate: Gate, ns: str) -> None:
     sb = gate.sandbox
-    flux_apply(sb, oci_repository(ns, {"tag": "1.0.0"}))
+    served = oci_repository(ns, {"tag": "1.0.0"})
+    flux_apply(sb, served)
     report_fetched(sb, ns, "1.0.0")
+    # what the operator records at rest: source-controller, which runs here, may drop the
+    # hand-written artifact above (it never fetched it), and the gate must not then take
+    # the tag change for a first install
+    sb.kubectl("annotate", OCI, "my-app", "-n", ns, AS_OPERATOR, f"{ann.RELEASED}="
+               + determine_desired(GatedKind.OCI_REPOSITORY, served).identity.to_json())
     flux_apply(sb, helm_release(ns, "", chart_ref=True))
     result = flux_apply(sb, oci_repository(ns, {"tag": "1.1.0"}))
     assert "FluxUp holds my-app 1.1.0" in result.stderr

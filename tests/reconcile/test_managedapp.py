@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+from typing import Any
 
 import pytest
 
@@ -198,9 +199,16 @@ async def test_status_is_written_once_per_pass_with_discovery(world: World) -> N
     status_writes = [c for c in world.kube.calls if c[:2] == ("merge_patch", "managedapps")]
     # the finalizer and the release-gate annotation (metadata) and one status write
     assert len(status_writes) - before == 3
-    await reconcile(world)  # a second pass: the metadata is there, one status write
+    await reconcile(world)  # a second pass: the metadata is there, nothing has changed
     again = [c for c in world.kube.calls if c[:2] == ("merge_patch", "managedapps")]
-    assert len(again) - len(status_writes) == 1
+    assert len(again) == len(status_writes)
+    world.helm_releases("1.1.0")  # something changes: the next pass writes it, once
+    await reconcile(world)
+    changed = [c for c in world.kube.calls if c[:2] == ("merge_patch", "managedapps")]
+    assert len(changed) - len(again) == 1
+    assert world.get(R.MANAGEDAPP, APP)["status"]["currentVersion"] == "1.1.0"
+    world.helm_releases("1.0.0")  # back, so the checks below read the first state
+    await reconcile(world)
     status = world.get(R.MANAGEDAPP, APP)["status"]
     assert status["currentVersion"] == "1.0.0"
     assert status["observedGeneration"] == 1
@@ -306,3 +314,45 @@ async def test_a_bypass_is_audited_once_when_the_watch_and_the_timer_race(
     assert (first, second) == (True, False)
     assert await record_bypass(ctx, stale) is False  # and any later stale copy
     assert len(events(world, "GateBypassed")) == 1
+
+
+def _serve_chart_from_oci(world: World, tag: str, fetched: str, **spec: Any) -> None:
+    """Re-point the app's HelmRelease at an OCIRepository pinned to ``tag`` whose last
+    fetched artifact is ``fetched``, Ready at its generation."""
+    world.kube.put(R.OCIREPOSITORY, {
+        "metadata": {"name": APP, "namespace": NS, "generation": 1},
+        "spec": {"url": "oci://registry.example/charts/web", "ref": {"tag": tag}, **spec},
+        "status": {"observedGeneration": 1,
+                   "conditions": [{"type": "Ready", "status": "True", "reason": "Succeeded"}],
+                   "artifact": {"revision": f"{fetched}@sha256:{'2' * 64}"}},
+    })
+    hr = world.get(R.HELMRELEASE, APP)
+    del hr["spec"]["chart"]
+    hr["spec"]["chartRef"] = {"kind": "OCIRepository", "name": APP}
+    world.kube.put(R.HELMRELEASE, hr)
+
+
+async def test_an_oci_source_at_rest_is_recorded_as_released(world: World) -> None:
+    """The gate must not take a source whose ``status.artifact`` is gone for a first
+    install: the operator records the tag it serves at rest, as it does for releases."""
+    _serve_chart_from_oci(world, "1.0.0", fetched="1.0.0")
+    await reconcile(world)
+    oci = world.get(R.OCIREPOSITORY, APP)
+    assert oci["metadata"]["labels"][ann.MANAGED_APP_LABEL] == APP
+    released = json.loads(oci["metadata"]["annotations"][ann.RELEASED])
+    assert released["chart"] == "1.0.0"
+    assert released["source"] == determine_desired(GatedKind.OCI_REPOSITORY, oci).identity.source
+
+
+@pytest.mark.parametrize("state", ["fetching", "held", "suspended"])
+async def test_an_oci_source_not_at_rest_records_nothing(world: World, state: str) -> None:
+    _serve_chart_from_oci(world, "1.1.0", fetched="1.0.0" if state == "fetching" else "1.1.0",
+                          **({"suspend": True} if state == "suspended" else {}))
+    if state == "held":
+        world.gate_holds("1.1.0", res=R.OCIREPOSITORY)
+        oci = world.get(R.OCIREPOSITORY, APP)
+        oci["spec"]["suspend"] = False  # held, whatever suspend says
+        world.kube.put(R.OCIREPOSITORY, oci)
+    await reconcile(world)
+    notes = world.get(R.OCIREPOSITORY, APP)["metadata"].get("annotations") or {}
+    assert ann.RELEASED not in notes
