@@ -28,7 +28,11 @@ from webhook.metrics import WebhookMetrics
 from webhook.release_gates import GateStateUnavailable, ReleaseGates, open_release_gates
 from webhook.reviews import GatePolicy, Reviewed, Stage, review
 from webhook.reviews.base import allow, deny
-from webhook.reviews.release_record import release_key_of_request, review_release_record
+from webhook.reviews.release_record import (
+    admitted_release_secret,
+    release_key_of,
+    review_release_record,
+)
 from webhook.tls import ReloadingTLS
 
 __all__ = [
@@ -132,17 +136,19 @@ def _admission_handler(stage: Stage) -> Callable[[web.Request], Awaitable[web.Re
 
 
 async def _decide_release_record(app: web.Application, admission: AdmissionRequest) -> Reviewed:
-    key = release_key_of_request(admission)
-    if key is None:
+    secret = admitted_release_secret(admission)
+    if secret is None:
         return allow(admission, "not-gated")
     gates = app.get(RELEASE_GATES)
     if gates is None:
-        return review_release_record(admission, "the webhook has no Kubernetes credentials")
+        return review_release_record(
+            admission, secret, "the webhook has no Kubernetes credentials"
+        )
     try:
-        found = await gates.gates_for(key)
+        found = await gates.gates_for(release_key_of(secret))
     except GateStateUnavailable as exc:
-        return review_release_record(admission, str(exc))
-    return review_release_record(admission, found)
+        return review_release_record(admission, secret, str(exc))
+    return review_release_record(admission, secret, found)
 
 
 async def _release_record_handler(request: web.Request) -> web.Response:

@@ -20,21 +20,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from fluxup.api import annotations as ann
+from fluxup.logic.admitted import AdmittedObject, determine_deployed, parse_admitted
 from fluxup.logic.gate_values import annotations_of
-from fluxup.logic.identity import (
-    GatedKind,
-    Identity,
-    determine_deployed,
-    parse_bound_identity,
-)
+from fluxup.logic.identity import GatedKind, Identity, parse_bound_identity
 
 __all__ = [
     "BYPASS_RECORDED",
     "Binding",
     "BypassAction",
     "build_binding",
-    "bypass_reason",
+    "covers",
     "determine_binding",
     "determine_bypass_action",
     "parse_binding",
@@ -67,14 +62,9 @@ def parse_binding(text: str | None) -> Binding | None:
     return Binding(bound[0], bound[1])
 
 
-def bypass_reason(obj: object) -> str | None:
-    """The ``fluxup.dev/bypass`` reason on ``obj`` (``None``: no bypass)."""
-    return annotations_of(obj).get(ann.BYPASS)
-
-
 def determine_binding(
-    incoming: Mapping[str, object],
-    stored: Mapping[str, object] | None,
+    incoming: AdmittedObject,
+    stored: AdmittedObject | None,
     desired: Identity,
     holds: bool,
     deployed: Identity | None = None,
@@ -90,12 +80,10 @@ def determine_binding(
     a bypass is a person's emergency action, so one that comes from Git covers only what
     runs (``deployed``) and lets nothing new through.
     """
-    if bypass_reason(incoming) is None:
+    if incoming.bypass is None:
         return None
-    before = annotations_of(stored) if stored is not None else {}
-    kept = before.get(ann.BYPASSED)
-    if ann.BYPASS in before and kept is not None:
-        return kept
+    if stored is not None and stored.bypass is not None and stored.bypassed is not None:
+        return stored.bypassed
     if by_flux and holds:
         return build_binding(deployed if deployed is not None else Identity(), False)
     return build_binding(desired, holds)
@@ -122,18 +110,17 @@ def determine_bypass_action(kind: GatedKind, obj: Mapping[str, object]) -> Bypas
     """What the operator does about the bypass on ``obj`` (a stored HelmRelease or
     OCIRepository). A bypass that let nothing through (unused) covers only what already
     ran: it is left alone, harmless. An unbound one (written before bindings) is audited."""
-    reason = bypass_reason(obj)
-    if reason is None:
+    view = parse_admitted(kind, obj)
+    if view.bypass is None:
         return BypassAction.NONE
-    notes = annotations_of(obj)
-    binding = parse_binding(notes.get(ann.BYPASSED))
+    binding = parse_binding(view.bypassed)
     if binding is not None and not binding.used:
         return BypassAction.NONE
-    if notes.get(BYPASS_RECORDED) != reason:
+    if annotations_of(obj).get(BYPASS_RECORDED) != view.bypass:
         return BypassAction.AUDIT
     if binding is None:
         return BypassAction.NONE
-    deployed = determine_deployed(kind, obj, obj)
+    deployed = determine_deployed(view, view)
     if not deployed.nothing and deployed.satisfied_by(binding.identity):
         return BypassAction.CLEAR
     return BypassAction.NONE

@@ -1,11 +1,13 @@
 """The admission gate's rules (DESIGN.md §2): hold every upgrade until it is approved.
 
-:func:`evaluate` decides from one admission request's objects alone whether a managed
-HelmRelease or OCIRepository may proceed (pass) or must be held; :func:`build_mutation`
-turns the decision into the mutating webhook's JSON Patch and warning. The validating
-side lives in :mod:`fluxup.logic.gate_validation`. Called by ``webhook/``; the operator
-uses the same identity functions. Pure: no I/O, no clock (``now`` is passed in), never
-raises on malformed objects — when the rules cannot be evaluated the answer is *hold*.
+:func:`evaluate` decides from one request's parsed views
+(:class:`~fluxup.logic.admitted.Admission`) whether a managed HelmRelease or
+OCIRepository may proceed (pass) or must be held; :func:`build_mutation` turns the
+decision into the mutating webhook's edits and warnings (the JSON Patch addressing them
+is built by :mod:`fluxup.logic.gate_patch`). The validating side lives in
+:mod:`fluxup.logic.gate_validation`. Called by ``webhook/``. Pure: no I/O, no clock
+(``now`` is passed in), never raises on malformed objects — when the rules cannot be
+evaluated the answer is *hold*.
 
 Decisions, in order:
 
@@ -47,17 +49,10 @@ from typing import Literal
 
 from fluxup.api import annotations as ann
 from fluxup.api.admission import PatchOperation
-from fluxup.logic.bypass import bypass_reason, determine_binding, parse_binding
-from fluxup.logic.bypass import covers as binding_covers
-from fluxup.logic.gate_values import annotations_of, get, get_mapping, get_str, labels_of
-from fluxup.logic.identity import (
-    Deployed,
-    Desired,
-    GatedKind,
-    approved_identity,
-    determine_deployed,
-    determine_desired,
-)
+from fluxup.logic.admitted import Admission, AdmittedObject, Deployed, determine_deployed
+from fluxup.logic.bypass import covers, determine_binding, parse_binding
+from fluxup.logic.gate_patch import Edits, build_patch
+from fluxup.logic.identity import Desired
 
 __all__ = [
     "GateDecision",
@@ -65,16 +60,13 @@ __all__ = [
     "MutationAction",
     "Outcome",
     "Reason",
-    "app_name",
     "build_mutation",
     "bypass_applies",
-    "describe_object",
+    "decide_edits",
     "evaluate",
     "expected_binding",
     "format_rfc3339",
     "is_deliberate_unsuspend",
-    "is_flux_apply",
-    "suspend_value",
 ]
 
 
@@ -107,27 +99,23 @@ class GateDecision:
         return self.outcome is Outcome.HOLD
 
 
-def evaluate(
-    kind: GatedKind,
-    incoming: Mapping[str, object],
-    stored: Mapping[str, object] | None,
-    operation: Literal["CREATE", "UPDATE"],
-) -> GateDecision:
-    """Apply the rules to one CREATE/UPDATE; ``stored`` is ``oldObject`` (UPDATE only)."""
-    desired = determine_desired(kind, incoming)
+def evaluate(admission: Admission) -> GateDecision:
+    """Apply the rules (decisions 1 to 7 above) to one CREATE/UPDATE."""
+    desired = admission.desired
     if desired.problems:
         return GateDecision(Outcome.HOLD, Reason.POLICY_UNREADABLE, desired)
     if desired.identity.is_empty:
         return GateDecision(Outcome.ALLOW, Reason.VERSION_RANGE, desired)
-    if operation == "UPDATE" and stored is None:
+    updating = admission.operation == "UPDATE"
+    if updating and admission.stored is None:
         return GateDecision(Outcome.HOLD, Reason.STORED_OBJECT_MISSING, desired)
-    deployed = determine_deployed(kind, stored if operation == "UPDATE" else None, incoming)
+    deployed = determine_deployed(admission.stored if updating else None, admission.incoming)
     if deployed.nothing:
         return GateDecision(Outcome.ALLOW, Reason.FIRST_INSTALL, desired, deployed)
     if deployed.satisfied_by(desired.identity):
         return GateDecision(Outcome.ALLOW, Reason.UNCHANGED, desired, deployed)
-    approved = approved_identity(incoming)
-    if approved is not None and desired.identity.satisfies(approved):
+    approval = admission.incoming.approval
+    if approval is not None and desired.identity.satisfies(approval.identity):
         return GateDecision(Outcome.ALLOW, Reason.APPROVED, desired, deployed)
     return GateDecision(Outcome.HOLD, Reason.NOT_APPROVED, desired, deployed)
 
@@ -137,56 +125,45 @@ def format_rfc3339(now: dt.datetime) -> str:
     return now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def app_name(obj: object) -> str:
-    """The ManagedApp name for messages: the managed-app label, else the object's name."""
-    label = labels_of(obj).get(ann.MANAGED_APP_LABEL, "").strip()
-    return label or get_str(obj, "metadata", "name") or "<unnamed>"
-
-
-def describe_object(kind: GatedKind, obj: object) -> str:
-    """``HelmRelease my-ns/my-app`` for messages."""
-    name = get_str(obj, "metadata", "name") or "<unnamed>"
-    namespace = get_str(obj, "metadata", "namespace")
-    return f"{kind.value} {namespace}/{name}" if namespace else f"{kind.value} {name}"
-
-
-def suspend_value(obj: object) -> bool | None:
-    """``spec.suspend`` as given: True, False, or None when absent/not a boolean."""
-    value = get(obj, "spec", "suspend")
-    return value if isinstance(value, bool) else None
-
-
-#: The field manager and ServiceAccount name of Flux's kustomize-controller, which applies
-#: HelmReleases and OCIRepositories from Git.
-FLUX_APPLIER = "kustomize-controller"
-
-
-def is_flux_apply(username: str, options: object) -> bool:
-    """The request is an apply by Flux's kustomize-controller (its ServiceAccount in any
-    namespace, or its field manager). Taking a request for Flux's only ever makes the gate
-    keep the object held instead of denying the change, so a look-alike gains nothing."""
-    parts = username.split(":")
-    if len(parts) == 4 and parts[:2] == ["system", "serviceaccount"] and parts[3] == FLUX_APPLIER:
-        return True
-    return get_str(options, "fieldManager") == FLUX_APPLIER
-
-
-def is_deliberate_unsuspend(incoming: object, stored: object, by_flux: bool = False) -> bool:
+def is_deliberate_unsuspend(admission: Admission) -> bool:
     """An explicit ``suspend: false`` on an object stored suspended, by a person. Flux's
     apply of a Git manifest that says ``suspend: false`` is no decision to release: the
     gate keeps the object held (and never denies Flux's apply, which would stall the
     whole Kustomization)."""
-    return not by_flux and suspend_value(incoming) is False and suspend_value(stored) is True
+    stored = admission.stored
+    return (
+        not admission.requester.flux_apply
+        and admission.incoming.suspend is False
+        and stored is not None
+        and stored.suspend is True
+    )
 
 
-def hold_warning(kind: GatedKind, incoming: object, decision: GateDecision) -> str:
+def expected_binding(admission: Admission, decision: GateDecision) -> str | None:
+    """The ``fluxup.dev/bypassed`` binding the incoming object must carry (see
+    :mod:`fluxup.logic.bypass`)."""
+    deployed = decision.deployed
+    running = deployed.candidates[0] if deployed is not None and deployed.candidates else None
+    return determine_binding(admission.incoming, admission.stored, decision.desired.identity,
+                             decision.holds, running, admission.requester.flux_apply)
+
+
+def bypass_applies(admission: Admission, decision: GateDecision) -> bool:
+    """A held identity is let through by the bypass on the object: only the one identity
+    the bypass was bound to when it appeared."""
+    if not decision.holds or admission.incoming.bypass is None:
+        return False
+    return covers(expected_binding(admission, decision), decision.desired.identity)
+
+
+def hold_warning(obj: AdmittedObject, decision: GateDecision) -> str:
     if decision.reason is Reason.POLICY_UNREADABLE:
         problem = "; ".join(decision.desired.problems)
-        return f"FluxUp holds {app_name(incoming)}: cannot read its gate policy ({problem})"
+        return f"FluxUp holds {obj.app}: cannot read its gate policy ({problem})"
     if decision.reason is Reason.STORED_OBJECT_MISSING:
-        return f"FluxUp holds {app_name(incoming)}: the request lacks the stored object"
+        return f"FluxUp holds {obj.app}: the request lacks the stored object"
     return (
-        f"FluxUp holds {app_name(incoming)} {decision.desired.identity.describe()} "
+        f"FluxUp holds {obj.app} {decision.desired.identity.describe()} "
         "until pre-upgrade snapshots are ready"
     )
 
@@ -203,32 +180,6 @@ class Mutation:
     action: MutationAction
 
 
-def _pointer(*parts: str) -> str:
-    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
-
-
-def _set_annotations(incoming: object, values: Mapping[str, str]) -> list[PatchOperation]:
-    current = get(incoming, "metadata", "annotations")
-    if isinstance(current, Mapping):
-        return [
-            {"op": "add", "path": _pointer("metadata", "annotations", k), "value": v}
-            for k, v in values.items()
-            if current.get(k) != v
-        ]
-    if get_mapping(incoming, "metadata") is not None:
-        return [{"op": "add", "path": "/metadata/annotations", "value": dict(values)}]
-    return [{"op": "add", "path": "/metadata", "value": {"annotations": dict(values)}}]
-
-
-def _remove_annotations(incoming: object, names: tuple[str, ...]) -> list[PatchOperation]:
-    current = get_mapping(incoming, "metadata", "annotations") or {}
-    return [
-        {"op": "remove", "path": _pointer("metadata", "annotations", k)}
-        for k in names
-        if k in current
-    ]
-
-
 def _is_timestamp(text: str) -> bool:
     try:
         dt.datetime.fromisoformat(text)
@@ -237,106 +188,74 @@ def _is_timestamp(text: str) -> bool:
     return "T" in text
 
 
-def _held_since(held: str, incoming: object, stored: object, now: dt.datetime) -> str:
+def _held_since(held: str, admission: Admission, now: dt.datetime) -> str:
     """Keep the start of a hold while the held identity stays the same."""
-    for obj in (incoming, stored):
-        notes = annotations_of(obj)
-        since = notes.get(ann.HELD_SINCE)
-        if notes.get(ann.HELD) == held and since and _is_timestamp(since):
+    for obj in (admission.incoming, admission.stored):
+        since = obj.held_since if obj is not None else None
+        if obj is not None and obj.held == held and since and _is_timestamp(since):
             return since
     return format_rfc3339(now)
 
 
-def _range_warnings(kind: GatedKind, incoming: object, decision: GateDecision) -> tuple[str, ...]:
+def _range_warnings(obj: AdmittedObject, decision: GateDecision) -> tuple[str, ...]:
     if not decision.desired.ungated:
         return ()
     why = "; ".join(decision.desired.ungated)
-    return (f"FluxUp cannot gate {app_name(incoming)} per version: {why}",)
-
-
-def expected_binding(
-    decision: GateDecision,
-    incoming: Mapping[str, object],
-    stored: Mapping[str, object] | None,
-    by_flux: bool = False,
-) -> str | None:
-    """The ``fluxup.dev/bypassed`` binding ``incoming`` must carry (see
-    :mod:`fluxup.logic.bypass`)."""
-    deployed = decision.deployed
-    running = deployed.candidates[0] if deployed is not None and deployed.candidates else None
-    return determine_binding(incoming, stored, decision.desired.identity, decision.holds,
-                             running, by_flux)
-
-
-def bypass_applies(
-    decision: GateDecision,
-    incoming: Mapping[str, object],
-    stored: Mapping[str, object] | None,
-    by_flux: bool = False,
-) -> bool:
-    """A held identity is let through by the bypass on the object: only the one identity
-    the bypass was bound to when it appeared."""
-    if not decision.holds or bypass_reason(incoming) is None:
-        return False
-    binding = expected_binding(decision, incoming, stored, by_flux)
-    return binding_covers(binding, decision.desired.identity)
-
-
-def _binding_patch(incoming: Mapping[str, object], binding: str | None) -> list[PatchOperation]:
-    if binding is None:
-        return _remove_annotations(incoming, (ann.BYPASSED,))
-    return _set_annotations(incoming, {ann.BYPASSED: binding})
+    return (f"FluxUp cannot gate {obj.app} per version: {why}",)
 
 
 def _stale_bypass_warning(
-    incoming: Mapping[str, object], binding: str | None, decision: GateDecision
+    obj: AdmittedObject, binding: str | None, decision: GateDecision
 ) -> tuple[str, ...]:
-    if bypass_reason(incoming) is None:
+    if obj.bypass is None:
         return ()
     bound = parse_binding(binding)
     what = bound.identity.describe() if bound is not None else "<nothing>"
     return (
-        f"FluxUp's bypass on {app_name(incoming)} covers only {what}, not "
+        f"FluxUp's bypass on {obj.app} covers only {what}, not "
         f"{decision.desired.identity.describe()}; to release this version without "
         f"snapshots too, remove the annotation {ann.BYPASS} and set it again",
     )
 
 
+_HELD_PAIR = (ann.HELD, ann.HELD_SINCE)
+
+
+def decide_edits(
+    admission: Admission, decision: GateDecision, now: dt.datetime
+) -> tuple[MutationAction, Edits, tuple[str, ...]]:
+    """What the mutating webhook does about ``decision``: its action, the edits, the
+    warnings. Flux's apply (``requester.flux_apply``) is held, never refused."""
+    obj = admission.incoming
+    warnings = _range_warnings(obj, decision)
+    binding = expected_binding(admission, decision)
+    if not decision.holds:
+        return "allow", Edits(binding, remove=_HELD_PAIR), warnings
+    if obj.bypass is not None and covers(binding, decision.desired.identity):
+        note = (
+            f"FluxUp gate bypassed for {obj.app} {decision.desired.identity.describe()}: "
+            f"{obj.bypass.strip() or '<no reason given>'}"
+        )
+        return "bypass", Edits(binding, remove=_HELD_PAIR), (*warnings, note)
+    warnings = (
+        *warnings, *_stale_bypass_warning(obj, binding, decision), hold_warning(obj, decision)
+    )
+    if is_deliberate_unsuspend(admission):
+        return "unsuspend", Edits(binding), warnings
+    held = decision.desired.identity.to_json()
+    since = _held_since(held, admission, now)
+    edits = Edits(binding, suspend=obj.suspend is not True,
+                  annotate=((ann.HELD, held), (ann.HELD_SINCE, since)))
+    return "hold", edits, warnings
+
+
 def build_mutation(
-    kind: GatedKind,
+    admission: Admission,
     decision: GateDecision,
     incoming: Mapping[str, object],
-    stored: Mapping[str, object] | None,
     now: dt.datetime,
-    by_flux: bool = False,
 ) -> Mutation:
-    """The JSON Patch and warnings that enforce ``decision`` on ``incoming``; ``by_flux``:
-    the request is Flux's apply (:func:`is_flux_apply`), which is held, never refused."""
-    warnings = _range_warnings(kind, incoming, decision)
-    binding = expected_binding(decision, incoming, stored, by_flux)
-    bound = _binding_patch(incoming, binding)
-    if not decision.holds:
-        removals = _remove_annotations(incoming, (ann.HELD, ann.HELD_SINCE))
-        return Mutation(tuple(removals + bound), warnings, "allow")
-    bypass = bypass_reason(incoming)
-    if bypass is not None and bypass_applies(decision, incoming, stored, by_flux):
-        note = (
-            f"FluxUp gate bypassed for {app_name(incoming)} "
-            f"{decision.desired.identity.describe()}: {bypass.strip() or '<no reason given>'}"
-        )
-        removals = _remove_annotations(incoming, (ann.HELD, ann.HELD_SINCE))
-        return Mutation(tuple(removals + bound), (*warnings, note), "bypass")
-    warnings = (*warnings, *_stale_bypass_warning(incoming, binding, decision))
-    warning = hold_warning(kind, incoming, decision)
-    if is_deliberate_unsuspend(incoming, stored, by_flux):
-        return Mutation(tuple(bound), (*warnings, warning), "unsuspend")
-    held = decision.desired.identity.to_json()
-    patch: list[PatchOperation] = list(bound)
-    if suspend_value(incoming) is not True:
-        if get_mapping(incoming, "spec") is not None:
-            patch.append({"op": "add", "path": "/spec/suspend", "value": True})
-        else:
-            patch.append({"op": "add", "path": "/spec", "value": {"suspend": True}})
-    since = _held_since(held, incoming, stored, now)
-    patch += _set_annotations(incoming, {ann.HELD: held, ann.HELD_SINCE: since})
-    return Mutation(tuple(patch), (*warnings, warning), "hold")
+    """The JSON Patch and warnings that enforce ``decision``; ``incoming`` is the object
+    as sent (``admission.incoming`` was parsed from it), which the patch addresses."""
+    action, edits, warnings = decide_edits(admission, decision, now)
+    return Mutation(build_patch(incoming, edits), warnings, action)

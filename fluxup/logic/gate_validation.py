@@ -17,24 +17,10 @@ from dataclasses import dataclass
 
 from fluxup.api import annotations as ann
 from fluxup.api.constants import MANAGED_APP, ROLLBACK_REQUEST, UPGRADE_REQUEST
-from fluxup.logic.gate import (
-    GateDecision,
-    app_name,
-    bypass_applies,
-    describe_object,
-    expected_binding,
-    is_flux_apply,
-    suspend_value,
-)
-from fluxup.logic.gate_values import (
-    ValuePathError,
-    annotations_of,
-    get,
-    get_str,
-    labels_of,
-    parse_value_path,
-)
-from fluxup.logic.identity import GatedKind, is_exact_version
+from fluxup.logic.admitted import Admission, Asker
+from fluxup.logic.gate import GateDecision, bypass_applies, expected_binding
+from fluxup.logic.gate_values import ValuePathError, get, get_str, parse_value_path
+from fluxup.logic.identity import is_exact_version
 
 __all__ = ["Verdict", "validate_fluxup_object", "validate_gated_object"]
 
@@ -52,101 +38,84 @@ class Verdict:
 ALLOWED = Verdict(True, "Allowed")
 
 
-def _operator_only_violation(
-    kind: GatedKind,
-    incoming: Mapping[str, object],
-    stored: Mapping[str, object] | None,
-    username: str,
-    operator_username: str,
-) -> Verdict | None:
-    new, old = annotations_of(incoming), annotations_of(stored) if stored else {}
-    what = describe_object(kind, incoming)
+def _operator_only_violation(admission: Admission) -> Verdict | None:
+    incoming, stored, requester = admission.incoming, admission.stored, admission.requester
+    new = incoming.operator_notes
+    old = stored.operator_notes if stored is not None else {}
     for name in ann.OPERATOR_ONLY_ANNOTATIONS:
         if new.get(name) != old.get(name):
             verb = "remove" if name not in new else ("change" if name in old else "set")
             return Verdict(
                 False,
                 "OperatorOnlyAnnotation",
-                f"{what}: only FluxUp ({operator_username}) may set, change or remove the "
-                f"annotation {name}; this request by {username or '<unknown user>'} would "
-                f"{verb} it. Leave it out of your manifests and patches: FluxUp writes it "
-                "itself once the pre-upgrade snapshots are ready.",
+                f"{incoming.describe()}: only FluxUp ({requester.operator_username}) may set, "
+                f"change or remove the annotation {name}; this request by "
+                f"{requester.username or '<unknown user>'} would {verb} it. Leave it out of "
+                "your manifests and patches: FluxUp writes it itself once the pre-upgrade "
+                "snapshots are ready.",
             )
-    if (
-        stored is not None
-        and ann.MANAGED_APP_LABEL in labels_of(stored)
-        and (ann.MANAGED_APP_LABEL not in labels_of(incoming))
-    ):
+    if stored is not None and stored.managed and not incoming.managed:
         return Verdict(
             False,
             "ManagedLabelRemoved",
-            f"{what}: removing the label {ann.MANAGED_APP_LABEL} would take it out of "
-            f"FluxUp's upgrade gate; only FluxUp ({operator_username}) may do that. To stop "
-            f"managing the app, delete its ManagedApp ({app_name(stored)}).",
+            f"{incoming.describe()}: removing the label {ann.MANAGED_APP_LABEL} would take it "
+            f"out of FluxUp's upgrade gate; only FluxUp ({requester.operator_username}) may "
+            f"do that. To stop managing the app, delete its ManagedApp ({stored.app}).",
         )
     return None
 
 
-def _unsuspend_message(kind: GatedKind, incoming: object, decision: GateDecision) -> str:
-    request = annotations_of(incoming).get(ann.UPGRADE_REQUEST)
-    namespace = get_str(incoming, "metadata", "namespace") or "<namespace>"
+def _unsuspend_message(admission: Admission, decision: GateDecision) -> str:
+    obj = admission.incoming
+    namespace = obj.namespace or "<namespace>"
     follow = (
-        f"UpgradeRequest {namespace}/{request}"
-        if request
-        else f"the UpgradeRequest of ManagedApp {app_name(incoming)} "
+        f"UpgradeRequest {namespace}/{obj.upgrade_request}"
+        if obj.upgrade_request
+        else f"the UpgradeRequest of ManagedApp {obj.app} "
         f"(kubectl get upgraderequests -n {namespace})"
     )
     return (
-        f"{describe_object(kind, incoming)} is held by FluxUp at "
+        f"{obj.describe()} is held by FluxUp at "
         f"{decision.desired.identity.describe()} until its pre-upgrade snapshots are ready; "
         f"FluxUp un-suspends it itself when they are. Follow {follow}. To release it now "
         f'without snapshots, also set the annotation {ann.BYPASS}: "<reason>" (audited).'
     )
 
 
-def validate_gated_object(
-    kind: GatedKind,
-    decision: GateDecision,
-    incoming: Mapping[str, object],
-    stored: Mapping[str, object] | None,
-    username: str,
-    operator_username: str,
-    options: object = None,
-) -> Verdict:
-    """Check a (mutated) managed object against rule 7 and the hold ``decision``;
-    ``options`` are the request's (``fieldManager`` tells Flux's apply)."""
-    if username == operator_username:
+def validate_gated_object(admission: Admission, decision: GateDecision) -> Verdict:
+    """Check a (mutated) managed object against rule 7 and the hold ``decision``."""
+    if admission.requester.asker is Asker.OPERATOR:
         return ALLOWED
-    by_flux = is_flux_apply(username, options)
-    violation = _operator_only_violation(kind, incoming, stored, username, operator_username)
+    violation = _operator_only_violation(admission)
     if violation is not None:
         return violation
-    binding = expected_binding(decision, incoming, stored, by_flux)
-    if annotations_of(incoming).get(ann.BYPASSED) != binding:
+    obj = admission.incoming
+    binding = expected_binding(admission, decision)
+    if obj.bypassed != binding:
         return Verdict(
             False,
             "BypassBindingMismatch",
-            f"{describe_object(kind, incoming)}: annotation {ann.BYPASSED} must be "
+            f"{obj.describe()}: annotation {ann.BYPASSED} must be "
             f"{binding!r} (FluxUp's mutating webhook writes it when {ann.BYPASS} is set). Do "
             "not edit it; if this keeps happening, check that FluxUp's "
             "MutatingWebhookConfiguration is installed.",
         )
     if not decision.holds:
         return ALLOWED
-    if bypass_applies(decision, incoming, stored, by_flux):
+    if bypass_applies(admission, decision):
         # the mutating step already warned; the audit log has the user
         return Verdict(True, "Bypassed")
-    if suspend_value(incoming) is not True:
-        return Verdict(False, "HeldUnsuspend", _unsuspend_message(kind, incoming, decision))
-    held = annotations_of(incoming).get(ann.HELD)
+    if obj.suspend is not True:
+        return Verdict(False, "HeldUnsuspend", _unsuspend_message(admission, decision))
     expected = decision.desired.identity.to_json()
-    if held != expected:
+    if obj.held != expected:
         return Verdict(
             False,
             "HeldMismatch",
-            f"{describe_object(kind, incoming)}: annotation {ann.HELD} must be {expected} "
-            f"(FluxUp's mutating webhook writes it), not {held!r}. Do not edit it; if this "
-            "keeps happening, check that FluxUp's MutatingWebhookConfiguration is installed.",
+            f"{obj.describe()}: annotation {ann.HELD} must be {expected} "
+            f"(FluxUp's mutating webhook writes it), not {obj.held!r}. Do not edit it; if "
+            "this keeps happening, check that FluxUp's MutatingWebhookConfiguration is "
+            "installed.",
         )
     return ALLOWED
 

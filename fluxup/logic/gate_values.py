@@ -125,7 +125,8 @@ def get(obj: object, *keys: str) -> object:
     """``obj[k1][k2]...`` through mappings only; ``None`` when any step is missing."""
     node = obj
     for key in keys:
-        if not isinstance(node, Mapping):
+        # decoded JSON objects are dicts: test for that first, the Mapping ABC check is slow
+        if not isinstance(node, (dict, Mapping)):
             return None
         node = node.get(key)
     return node
@@ -133,7 +134,7 @@ def get(obj: object, *keys: str) -> object:
 
 def get_mapping(obj: object, *keys: str) -> Mapping[str, object] | None:
     node = get(obj, *keys)
-    return node if isinstance(node, Mapping) else None
+    return node if isinstance(node, (dict, Mapping)) else None
 
 
 def get_str(obj: object, *keys: str) -> str | None:
@@ -143,7 +144,7 @@ def get_str(obj: object, *keys: str) -> str | None:
 
 def _string_map(obj: object, field: str) -> dict[str, str]:
     node = get(obj, "metadata", field)
-    if not isinstance(node, Mapping):
+    if not isinstance(node, (dict, Mapping)):
         return {}
     return {k: v for k, v in node.items() if isinstance(k, str) and isinstance(v, str)}
 

@@ -7,20 +7,19 @@ HelmRelease, or the tag/digest of an OCIRepository), the chart's *source* (chart
 (``fluxup.dev/image-paths``) and, beside each ``….tag``, the image's repository, registry
 and digest (``extras``). Chart versions are compared without build metadata.
 
-This module computes the *desired* identity from an incoming object and the *deployed*
-identity from the stored object (HelmRelease status history, v2beta1 ``lastAppliedRevision``,
-OCIRepository artifact revision, or the
-operator's ``fluxup.dev/released`` annotation), and serializes identities as the JSON the
-operator and the gate exchange in annotations. Used by :mod:`fluxup.logic.gate`, the
-webhook and the operator. Pure: no I/O, never raises on malformed objects.
+This module computes the *desired* identity from an object's spec and policy
+(:func:`determine_desired`), and serializes identities and approvals as the JSON the
+operator and the gate exchange in annotations. What *runs* is decided from parsed views
+(:func:`fluxup.logic.admitted.determine_deployed`). Used by :mod:`fluxup.logic.admitted`
+(the gate's parser) and the operator. Pure: no I/O, never raises on malformed objects.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from fluxup.api import annotations as ann
@@ -37,27 +36,30 @@ from fluxup.logic.gate_values import (
 
 __all__ = [
     "Approval",
-    "Deployed",
     "Desired",
     "GatedKind",
     "Identity",
     "IdentityError",
+    "ImagePolicy",
     "approval_of",
     "approved_identity",
     "build_approval",
-    "determine_deployed",
+    "build_desired",
+    "chart_source",
     "determine_desired",
-    "held_identity_text",
     "helm_release_source",
     "image_extra_paths",
     "image_paths_of",
+    "image_values",
     "is_exact_version",
     "normalize_chart_version",
     "oci_repository_source",
-    "oci_revision_charts",
     "parse_approval",
+    "parse_bound_identity",
     "parse_identity",
+    "parse_image_policy",
     "parse_request_ref",
+    "version_text",
 ]
 
 _EXACT_SEMVER = re.compile(
@@ -98,8 +100,10 @@ def normalize_chart_version(version: str) -> str:
     return text[1:] if text.startswith("v") else text
 
 
+@functools.lru_cache(maxsize=1024)
 def _canonical_path(path: str) -> str:
-    """``spec.values.image.tag`` and ``image.tag`` name the same value."""
+    """``spec.values.image.tag`` and ``image.tag`` name the same value. Memoized: every
+    identity built canonicalizes its paths, and a cluster names few distinct ones."""
     try:
         return str(parse_value_path(path))
     except ValuePathError:
@@ -196,19 +200,18 @@ def parse_identity(text: str) -> Identity:
     return Identity(chart=chart, images=maps[0], source=source, extras=maps[1])
 
 
-def _identity_annotation(obj: object, name: str) -> Identity | None:
-    text = annotations_of(obj).get(name)
-    if text is None:
-        return None
-    try:
-        return parse_identity(text)
-    except IdentityError:
-        return None
+#: A HelmRelease's image policy: the value paths of ``fluxup.dev/image-paths`` and the
+#: problems reading them.
+ImagePolicy = tuple[tuple[ValuePath, ...], tuple[str, ...]]
 
 
-def image_paths_of(obj: object) -> tuple[tuple[ValuePath, ...], tuple[str, ...]]:
+def image_paths_of(obj: object) -> ImagePolicy:
     """Value paths from ``fluxup.dev/image-paths`` and the problems reading them."""
-    text = annotations_of(obj).get(ann.IMAGE_PATHS)
+    return parse_image_policy(annotations_of(obj).get(ann.IMAGE_PATHS))
+
+
+def parse_image_policy(text: str | None) -> ImagePolicy:
+    """The value paths in ``fluxup.dev/image-paths`` text and the problems reading them."""
     if text is None:
         return (), ()
     try:
@@ -240,7 +243,7 @@ class Desired:
     problems: tuple[str, ...] = ()
 
 
-def _text(value: object) -> str | None:
+def version_text(value: object) -> str | None:
     """Version-like field text; YAML may have turned ``12`` or ``1.2`` into numbers."""
     if isinstance(value, bool):
         return None
@@ -265,7 +268,7 @@ def helm_release_source(obj: object) -> str | None:
     chart_spec = get_mapping(obj, "spec", "chart", "spec")
     if chart_spec is None:
         return None
-    name = _text(chart_spec.get("chart")) or ""
+    name = version_text(chart_spec.get("chart")) or ""
     return f"chart:{name}@" + _ref_text(chart_spec.get("sourceRef"), namespace)
 
 
@@ -279,11 +282,11 @@ def oci_repository_source(obj: object) -> str | None:
     return f"oci:{url.strip()}|{media or ''}|{operation or ''}"
 
 
-def _image_values(
-    obj: object, paths: tuple[ValuePath, ...]
+def image_values(
+    values: object, paths: tuple[ValuePath, ...]
 ) -> tuple[tuple[tuple[str, str | None], ...], tuple[tuple[str, str | None], ...]]:
-    """(tag values at ``paths``, their repository/registry/digest siblings) in spec.values."""
-    values = get(obj, "spec", "values")
+    """(tag values at ``paths``, their repository/registry/digest siblings) in ``values``
+    (a HelmRelease's ``spec.values``)."""
     images = tuple((str(p), scalar_text(p.lookup(values))) for p in paths)
     extras = tuple(
         (str(x), scalar_text(x.lookup(values))) for x in image_extra_paths(paths)
@@ -303,19 +306,19 @@ def image_extra_paths(paths: tuple[ValuePath, ...]) -> tuple[ValuePath, ...]:
     return tuple(v for k, v in sorted(out.items()) if k not in taken)
 
 
-def _desired_helm_release(obj: object) -> Desired:
+def _desired_helm_release(obj: object, policy: ImagePolicy, source: str | None) -> Desired:
     ungated: list[str] = []
     chart: str | None = None
     if get_mapping(obj, "spec", "chartRef") is None:
-        version = _text(get(obj, "spec", "chart", "spec", "version"))
+        version = version_text(get(obj, "spec", "chart", "spec", "version"))
         if version is None or not version.strip():
             ungated.append("chart version is not set (Flux installs the latest, '*')")
         elif is_exact_version(version):
             chart = normalize_chart_version(version)
         else:
             ungated.append(f"chart version {version.strip()!r} is a range")
-    paths, problems = image_paths_of(obj)
-    images, extras = _image_values(obj, paths)
+    paths, problems = policy
+    images, extras = image_values(get(obj, "spec", "values"), paths)
     if get(obj, "spec", "valuesFrom"):
         # Flux merges spec.values over valuesFrom: a path spec.values leaves unset may be
         # set by a ConfigMap/Secret this object does not show. Only Helm's release record
@@ -325,14 +328,12 @@ def _desired_helm_release(obj: object) -> Desired:
             ungated.append(f"{', '.join(unset)} may come from valuesFrom")
         images = tuple((p, t) for p, t in images if t is not None)
         extras = tuple((p, t) for p, t in extras if t is not None)
-    source = helm_release_source(obj)
     return Desired(Identity(chart, images, source, extras), tuple(ungated), problems)
 
 
-def _desired_oci_repository(obj: object) -> Desired:
+def _desired_oci_repository(obj: object, source: str | None) -> Desired:
     ref = get_mapping(obj, "spec", "ref") or {}
-    digest, semver, tag = (_text(ref.get(k)) for k in ("digest", "semver", "tag"))
-    source = oci_repository_source(obj)
+    digest, semver, tag = (version_text(ref.get(k)) for k in ("digest", "semver", "tag"))
     if digest and digest.strip():
         return Desired(Identity(chart="@" + digest.strip(), source=source))
     if semver and semver.strip():
@@ -344,115 +345,28 @@ def _desired_oci_repository(obj: object) -> Desired:
     )
 
 
+def chart_source(kind: GatedKind, obj: object) -> str | None:
+    """Where ``obj``'s chart comes from (:func:`helm_release_source`,
+    :func:`oci_repository_source`)."""
+    if kind is GatedKind.HELM_RELEASE:
+        return helm_release_source(obj)
+    return oci_repository_source(obj)
+
+
 def determine_desired(kind: GatedKind, obj: object) -> Desired:
     """The identity ``obj`` (an incoming HelmRelease or OCIRepository) asks for."""
+    policy = image_paths_of(obj) if kind is GatedKind.HELM_RELEASE else ((), ())
+    return build_desired(kind, obj, policy, chart_source(kind, obj))
+
+
+def build_desired(
+    kind: GatedKind, obj: object, policy: ImagePolicy, source: str | None
+) -> Desired:
+    """:func:`determine_desired` with ``obj``'s image policy and chart source already read
+    (by the gate's parser)."""
     if kind is GatedKind.HELM_RELEASE:
-        return _desired_helm_release(obj)
-    return _desired_oci_repository(obj)
-
-
-@dataclass(frozen=True)
-class Deployed:
-    """What runs now. ``candidates``: identities any of which describe it (an OCI
-    revision names a tag and a digest). ``nothing``: nothing was ever released.
-    """
-
-    candidates: tuple[Identity, ...] = ()
-    nothing: bool = False
-    sources: tuple[str, ...] = field(default=())
-
-    def satisfied_by(self, desired: Identity) -> bool:
-        return any(desired.satisfies(c) for c in self.candidates)
-
-
-def _status_chart_version(stored: Mapping[str, object]) -> str | None:
-    history = get(stored, "status", "history")
-    if isinstance(history, list) and history and isinstance(history[0], Mapping):
-        version = _text(history[0].get("chartVersion"))
-        if version and version.strip():
-            return normalize_chart_version(version)
-    revision = _text(get(stored, "status", "lastAppliedRevision"))
-    if revision and revision.strip():
-        return normalize_chart_version(revision)
-    return None
-
-
-def oci_revision_charts(stored: Mapping[str, object]) -> tuple[str, ...]:
-    """The tag and ``@digest`` of the artifact source-controller last fetched for an
-    OCIRepository (``status.artifact.revision`` in any of its formats), or ``()``."""
-    revision = _text(get(stored, "status", "artifact", "revision"))
-    if not revision or not revision.strip():
-        return ()
-    revision = revision.strip()
-    if "@" in revision:
-        tag, digest = revision.rsplit("@", 1)
-        return tuple(c for c in (tag, "@" + digest) if c and c != "@")
-    if revision.startswith(("sha256:", "sha384:", "sha512:")):
-        return ("@" + revision,)
-    if "/" in revision:  # pre-2.0 format "<tag>/<hex digest>"
-        tag, digest = revision.rsplit("/", 1)
-        return tuple(c for c in (tag, "@sha256:" + digest) if c and c != "@sha256:")
-    return (revision,)
-
-
-def determine_deployed(
-    kind: GatedKind,
-    stored: Mapping[str, object] | None,
-    incoming: Mapping[str, object],
-) -> Deployed:
-    """The identity running now.
-
-    ``stored`` is the object as persisted (AdmissionReview ``oldObject`` on UPDATE, ``None``
-    on CREATE); its status is authoritative. On CREATE only the incoming ``released``
-    annotation counts (the validating webhook lets only the operator write it) and no
-    status is trusted, so a new object with neither has ``nothing`` deployed: a first
-    install, which has no data to protect. Image tags come from ``released``; while the
-    stored object is not held, its own values fill in image paths ``released`` lacks (at
-    rest, Flux has reconciled the stored spec; a held object's spec is not running).
-    """
-    source = stored if stored is not None else incoming
-    released = _identity_annotation(source, ann.RELEASED)
-    sources: list[str] = []
-    status_charts: tuple[str, ...] = ()
-    if stored is not None:
-        if kind is GatedKind.HELM_RELEASE:
-            version = _status_chart_version(stored)
-            status_charts = (version,) if version else ()
-        else:
-            status_charts = oci_revision_charts(stored)
-    if status_charts:
-        sources.append("status")
-    if released is not None:
-        sources.append(ann.RELEASED)
-    if not status_charts and released is None:
-        return Deployed(nothing=True)
-
-    images = dict(released.images if released else ())
-    extras = dict(released.extras if released else ())
-    chart_source = released.source if released else None
-    held = stored is not None and ann.HELD in annotations_of(stored)
-    if stored is not None and not held:
-        # at rest Flux has reconciled the stored spec; a held object's spec is not running.
-        # Every path of the policy in force counts, also one the incoming object leaves to
-        # valuesFrom: its repository/registry/digest siblings may still be in spec.values.
-        paths = image_paths_of(incoming)[0] if kind is GatedKind.HELM_RELEASE else ()
-        spec_images, spec_extras = _image_values(stored, paths)
-        for path, value in spec_images:
-            images.setdefault(path, value)
-        for path, value in spec_extras:
-            extras.setdefault(path, value)
-        if chart_source is None:
-            chart_source = (
-                helm_release_source(stored) if kind is GatedKind.HELM_RELEASE
-                else oci_repository_source(stored)
-            )
-        sources.append("stored spec")
-    charts = status_charts or ((released.chart,) if released and released.chart else (None,))
-    candidates = tuple(
-        Identity(chart, tuple(images.items()), chart_source, tuple(extras.items()))
-        for chart in charts
-    )
-    return Deployed(candidates, sources=tuple(sources))
+        return _desired_helm_release(obj, policy, source)
+    return _desired_oci_repository(obj, source)
 
 
 #: The request kinds an approval may name.
@@ -529,8 +443,3 @@ def approved_identity(obj: object) -> Identity | None:
     or not bound to a request)."""
     approval = approval_of(obj)
     return approval.identity if approval is not None else None
-
-
-def held_identity_text(obj: object) -> str | None:
-    """The raw ``fluxup.dev/held`` annotation on ``obj``."""
-    return annotations_of(obj).get(ann.HELD)

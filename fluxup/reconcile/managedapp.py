@@ -31,11 +31,11 @@ from fluxup.api.meta import ImageTag
 from fluxup.errors import KubeConflict
 from fluxup.logic import discovery
 from fluxup.logic.hold_requests import HoldState
+from fluxup.logic.admitted import oci_revision_charts
 from fluxup.logic.identity import (
     GatedKind,
     approved_identity,
     determine_desired,
-    oci_revision_charts,
     parse_identity,
 )
 from fluxup.logic.managedapp_status import (

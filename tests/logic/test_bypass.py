@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from fluxup.api import annotations as ann
+from fluxup.logic.admitted import parse_admitted
 from fluxup.logic.bypass import (
     BYPASS_RECORDED,
     Binding,
@@ -66,8 +67,10 @@ def test_parse_binding(text: str | None, expected: Binding | None) -> None:
 ])
 def test_determine_binding(incoming: dict[str, str], stored: dict[str, str] | None,
                            holds: bool, expected: str | None) -> None:
-    stored_obj = obj(stored) if stored is not None else None
-    assert determine_binding(obj(incoming), stored_obj, V126, holds) == expected
+    hr = GatedKind.HELM_RELEASE
+    stored_obj = parse_admitted(hr, obj(stored)) if stored is not None else None
+    assert determine_binding(parse_admitted(hr, obj(incoming)), stored_obj, V126,
+                             holds) == expected
 
 
 @pytest.mark.parametrize(("notes", "history", "action"), [

@@ -16,6 +16,7 @@ import jsonpatch
 import pytest
 
 from fluxup.api import annotations as ann
+from fluxup.logic.admitted import build_requester, is_flux_apply, parse_admission
 from fluxup.logic.bypass import Binding, build_binding, parse_binding
 from fluxup.logic.gate import (
     Outcome,
@@ -23,7 +24,6 @@ from fluxup.logic.gate import (
     build_mutation,
     evaluate,
     format_rfc3339,
-    is_flux_apply,
 )
 from fluxup.logic.gate_validation import validate_fluxup_object, validate_gated_object
 from fluxup.logic.identity import GatedKind, Identity, build_approval, parse_identity
@@ -33,6 +33,8 @@ OCI = GatedKind.OCI_REPOSITORY
 OPERATOR = "system:serviceaccount:fluxup-system:fluxup-operator"
 FLUX = "system:serviceaccount:flux-system:kustomize-controller"
 NOW = dt.datetime(2025, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
+#: A request that names no user: neither Flux's apply nor the operator's.
+UNNAMED = build_requester("", OPERATOR)
 EARLIER = "2025-03-01T11:00:00Z"
 ABSENT = object()
 
@@ -400,11 +402,12 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_gate_rule(case: Case) -> None:
     incoming = copy.deepcopy(case.incoming)
-    decision = evaluate(case.kind, incoming, case.stored, case.operation)
+    requester = build_requester(case.user, OPERATOR)
+    admission = parse_admission(case.kind, incoming, case.stored, case.operation, requester)
+    decision = evaluate(admission)
     assert (decision.outcome, decision.reason) == (case.outcome, case.reason)
 
-    mutation = build_mutation(case.kind, decision, incoming, case.stored, NOW,
-                              by_flux=is_flux_apply(case.user, None))
+    mutation = build_mutation(admission, decision, incoming, NOW)
     assert mutation.action == case.action
     assert incoming == case.incoming, "build_mutation must not modify its input"
     final = jsonpatch.apply_patch(incoming, list(mutation.patch))
@@ -425,8 +428,9 @@ def test_gate_rule(case: Case) -> None:
     if case.warning is not None:
         assert any(case.warning in w for w in mutation.warnings), mutation.warnings
 
-    after = evaluate(case.kind, final, case.stored, case.operation)
-    verdict = validate_gated_object(case.kind, after, final, case.stored, case.user, OPERATOR)
+    admitted = parse_admission(case.kind, final, case.stored, case.operation, requester)
+    after = evaluate(admitted)
+    verdict = validate_gated_object(admitted, after)
     assert verdict.allowed is case.allowed, verdict.message
     if not case.allowed:
         assert verdict.reason == case.deny_reason
@@ -440,15 +444,16 @@ def test_mutation_is_idempotent_across_repeated_applies() -> None:
     manifest = hr("12.5.0")
     for _ in range(3):
         incoming = copy.deepcopy(manifest)  # Flux re-applies: suspend and annotations gone
-        decision = evaluate(HR, incoming, stored, "UPDATE")
-        mutation = build_mutation(HR, decision, incoming, stored, NOW)
+        admission = parse_admission(HR, incoming, stored, "UPDATE", UNNAMED)
+        decision = evaluate(admission)
+        mutation = build_mutation(admission, decision, incoming, NOW)
         stored = jsonpatch.apply_patch(incoming, list(mutation.patch))
         stored["status"] = {"history": [{"chartVersion": DEPLOYED}]}
         assert stored["spec"]["suspend"] is True
         assert stored["metadata"]["annotations"][ann.HELD_SINCE] == format_rfc3339(NOW)
     later = NOW + dt.timedelta(hours=1)
-    mutation = build_mutation(HR, evaluate(HR, manifest, stored, "UPDATE"), manifest, stored,
-                              later)
+    admission = parse_admission(HR, manifest, stored, "UPDATE", UNNAMED)
+    mutation = build_mutation(admission, evaluate(admission), manifest, later)
     final = jsonpatch.apply_patch(manifest, list(mutation.patch))
     assert final["metadata"]["annotations"][ann.HELD_SINCE] == format_rfc3339(NOW)
 
@@ -458,22 +463,25 @@ def test_hold_patch_handles_missing_metadata_and_spec() -> None:
     stored = {"status": {"history": [{"chartVersion": "1.0.0"}]},
               "metadata": {"annotations": {ann.IMAGE_PATHS: '["a"]',
                                            ann.RELEASED: ident(None, a="1")}}}
-    decision = evaluate(HR, incoming, stored, "UPDATE")
+    admission = parse_admission(HR, incoming, stored, "UPDATE", UNNAMED)
+    decision = evaluate(admission)
     assert decision.outcome is Outcome.HOLD
-    final = jsonpatch.apply_patch(incoming, list(build_mutation(HR, decision, incoming, stored,
+    final = jsonpatch.apply_patch(incoming, list(build_mutation(admission, decision, incoming,
                                                                 NOW).patch))
     assert final["spec"] == {"suspend": True}
     bare: dict[str, Any] = {"spec": {"chart": {"spec": {"version": "1.0.0"}}}}
-    d2 = evaluate(HR, bare, None, "UPDATE")
+    a2 = parse_admission(HR, bare, None, "UPDATE", UNNAMED)
+    d2 = evaluate(a2)
     assert d2.reason is Reason.STORED_OBJECT_MISSING
-    final = jsonpatch.apply_patch(bare, list(build_mutation(HR, d2, bare, None, NOW).patch))
+    final = jsonpatch.apply_patch(bare, list(build_mutation(a2, d2, bare, NOW).patch))
     assert final["metadata"]["annotations"][ann.HELD] == d2.desired.identity.to_json()
 
 
 def test_annotation_names_with_slashes_are_escaped_in_pointers() -> None:
     stored = hr(history=DEPLOYED)
     incoming = hr("12.5.0", notes={"other": "x"})
-    mutation = build_mutation(HR, evaluate(HR, incoming, stored, "UPDATE"), incoming, stored, NOW)
+    admission = parse_admission(HR, incoming, stored, "UPDATE", UNNAMED)
+    mutation = build_mutation(admission, evaluate(admission), incoming, NOW)
     paths = [op["path"] for op in mutation.patch]
     assert "/metadata/annotations/fluxup.dev~1held" in paths
 
@@ -540,12 +548,13 @@ def _admit(incoming: dict[str, Any], stored: dict[str, Any] | None, user: str = 
     """Mutate then validate, as the API server does: (action, final object, verdict,
     warnings)."""
     op: Literal["CREATE", "UPDATE"] = "UPDATE" if stored is not None else "CREATE"
-    decision = evaluate(kind, incoming, stored, op)
-    mutation = build_mutation(kind, decision, incoming, stored, NOW,
-                              by_flux=is_flux_apply(user, None))
+    requester = build_requester(user, OPERATOR)
+    admission = parse_admission(kind, incoming, stored, op, requester)
+    decision = evaluate(admission)
+    mutation = build_mutation(admission, decision, incoming, NOW)
     final = jsonpatch.apply_patch(copy.deepcopy(incoming), list(mutation.patch))
-    verdict = validate_gated_object(kind, evaluate(kind, final, stored, op), final, stored,
-                                    user, OPERATOR)
+    admitted = parse_admission(kind, final, stored, op, requester)
+    verdict = validate_gated_object(admitted, evaluate(admitted))
     return mutation.action, final, verdict, mutation.warnings
 
 
@@ -602,8 +611,9 @@ def test_a_bypass_binding_cannot_be_moved_by_editing_it() -> None:
     assert _binding(final) == _binding(bypassed)
     assert verdict.allowed
     # without the mutating webhook the forged binding reaches validation: denied
-    decision = evaluate(HR, forged, bypassed, "UPDATE")
-    denied = validate_gated_object(HR, decision, forged, bypassed, "alice", OPERATOR)
+    admission = parse_admission(HR, forged, bypassed, "UPDATE",
+                                build_requester("alice", OPERATOR))
+    denied = validate_gated_object(admission, evaluate(admission))
     assert (denied.allowed, denied.reason) == (False, "BypassBindingMismatch")
 
 
@@ -659,19 +669,23 @@ def test_a_git_manifest_saying_suspend_false_stays_held_and_is_not_denied() -> N
     """kustomize-controller applies ``suspend: false`` from Git during a hold: the gate
     keeps the release held (re-suspends it) instead of denying the apply."""
     incoming = hr("12.5.0", suspend=False, notes=HELD_1250)
-    decision = evaluate(HR, incoming, HELD_STORED, "UPDATE")
-    mutation = build_mutation(HR, decision, incoming, HELD_STORED, NOW, by_flux=True)
+    flux = build_requester(FLUX, OPERATOR)
+    admission = parse_admission(HR, incoming, HELD_STORED, "UPDATE", flux)
+    decision = evaluate(admission)
+    mutation = build_mutation(admission, decision, incoming, NOW)
     assert mutation.action == "hold"
     final = jsonpatch.apply_patch(copy.deepcopy(incoming), list(mutation.patch))
     assert final["spec"]["suspend"] is True
     assert final["metadata"]["annotations"][ann.HELD_SINCE] == EARLIER  # the same hold
-    verdict = validate_gated_object(HR, evaluate(HR, final, HELD_STORED, "UPDATE"), final,
-                                    HELD_STORED, FLUX, OPERATOR)
+    admitted = parse_admission(HR, final, HELD_STORED, "UPDATE", flux)
+    verdict = validate_gated_object(admitted, evaluate(admitted))
     assert verdict.allowed, verdict.message
     # the same change by a person is a deliberate un-suspend: denied with a message
-    person = build_mutation(HR, decision, incoming, HELD_STORED, NOW, by_flux=False)
+    by_person = parse_admission(HR, incoming, HELD_STORED, "UPDATE",
+                                build_requester("alice", OPERATOR))
+    person = build_mutation(by_person, decision, incoming, NOW)
     assert person.action == "unsuspend"
-    denied = validate_gated_object(HR, decision, incoming, HELD_STORED, "alice", OPERATOR)
+    denied = validate_gated_object(by_person, decision)
     assert (denied.allowed, denied.reason) == (False, "HeldUnsuspend")
 
 
@@ -708,13 +722,15 @@ def test_an_image_path_left_to_values_from_is_not_judged_at_apply_time() -> None
                                   notes={ann.RELEASED: released}))
     incoming = copy.deepcopy(stored)
     incoming["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"] = "now"
-    decision = evaluate(GatedKind.HELM_RELEASE, incoming, stored, "UPDATE")
+    decision = evaluate(parse_admission(GatedKind.HELM_RELEASE, incoming, stored, "UPDATE",
+                                        UNNAMED))
     assert (decision.outcome, decision.reason) == (Outcome.ALLOW, Reason.UNCHANGED)
     assert any("valuesFrom" in u for u in decision.desired.ungated)
 
     overridden = copy.deepcopy(stored)
     overridden["spec"]["values"] = {"image": {"tag": "1.1.0"}}
-    decision = evaluate(GatedKind.HELM_RELEASE, overridden, stored, "UPDATE")
+    decision = evaluate(parse_admission(GatedKind.HELM_RELEASE, overridden, stored, "UPDATE",
+                                        UNNAMED))
     assert (decision.outcome, decision.reason) == (Outcome.HOLD, Reason.NOT_APPROVED)
     assert dict(decision.desired.identity.images) == {"image.tag": "1.1.0"}
 
@@ -726,6 +742,7 @@ def test_enrolling_an_app_whose_tag_comes_from_values_from_holds_nothing() -> No
     values = {"image": {"repository": "registry/app"}}
     stored = _with_values_from(hr(values=values, history="12.4.0", managed=False))
     incoming = _with_values_from(hr(values=values, history="12.4.0", paths=["image.tag"]))
-    decision = evaluate(GatedKind.HELM_RELEASE, incoming, stored, "UPDATE")
+    decision = evaluate(parse_admission(GatedKind.HELM_RELEASE, incoming, stored, "UPDATE",
+                                        UNNAMED))
     assert (decision.outcome, decision.reason) == (Outcome.ALLOW, Reason.UNCHANGED)
     assert dict(decision.desired.identity.extras) == {"image.repository": "registry/app"}

@@ -23,13 +23,14 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fluxup.api import annotations as ann
+from fluxup.logic.admitted import build_requester, parse_admission
 from fluxup.logic.bypass import (
     BYPASS_RECORDED,
     BypassAction,
     covers,
     determine_bypass_action,
 )
-from fluxup.logic.gate import build_mutation, evaluate, is_flux_apply
+from fluxup.logic.gate import build_mutation, evaluate
 from fluxup.logic.gate_validation import validate_gated_object
 from fluxup.logic.identity import (
     GatedKind,
@@ -68,12 +69,13 @@ class Cluster:
 
     def write(self, incoming: dict[str, Any], user: str) -> bool:
         """Send ``incoming`` through the gate; store it when admitted."""
-        decision = evaluate(HR, incoming, self.stored, "UPDATE")
-        mutation = build_mutation(HR, decision, incoming, self.stored, NOW,
-                                  by_flux=is_flux_apply(user, None))
+        requester = build_requester(user, OPERATOR)
+        admission = parse_admission(HR, incoming, self.stored, "UPDATE", requester)
+        decision = evaluate(admission)
+        mutation = build_mutation(admission, decision, incoming, NOW)
         final = jsonpatch.apply_patch(copy.deepcopy(incoming), list(mutation.patch))
-        verdict = validate_gated_object(HR, evaluate(HR, final, self.stored, "UPDATE"), final,
-                                        self.stored, user, OPERATOR)
+        admitted = parse_admission(HR, final, self.stored, "UPDATE", requester)
+        verdict = validate_gated_object(admitted, evaluate(admitted))
         if user == FLUX:
             assert verdict.allowed, f"Flux's apply denied: {verdict.message}"
         if not verdict.allowed:

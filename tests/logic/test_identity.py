@@ -10,6 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fluxup.api import annotations as ann
+from fluxup.logic.admitted import Deployed, parse_admitted
+from fluxup.logic.admitted import determine_deployed as deployed_of
 from fluxup.logic.gate_values import (
     ValuePath,
     ValuePathError,
@@ -21,7 +23,6 @@ from fluxup.logic.identity import (
     GatedKind,
     Identity,
     IdentityError,
-    determine_deployed,
     determine_desired,
     image_paths_of,
     is_exact_version,
@@ -298,6 +299,12 @@ def test_desired_oci_repository(ref: Any, chart: str | None, ungated: bool) -> N
 
 
 # --- deployed -------------------------------------------------------------------------
+
+
+def determine_deployed(kind: GatedKind, stored: Any, incoming: Any) -> Deployed:
+    """What runs, from plain objects read through the gate's parser."""
+    return deployed_of(parse_admitted(kind, stored) if stored is not None else None,
+                       parse_admitted(kind, incoming))
 
 
 def test_deployed_from_v2_history() -> None:

@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fluxup.api import annotations as ann
+from fluxup.logic.admitted import build_requester, parse_admission
 from fluxup.logic.gate import build_mutation, evaluate
 from fluxup.logic.gate_validation import validate_gated_object
 from fluxup.logic.identity import GatedKind, Identity
@@ -249,19 +250,23 @@ def test_flux_applies_are_never_denied_on_hold_grounds(
     incoming = data.draw(flux_objects(name))
     stored = data.draw(flux_objects(name)) if operation == "UPDATE" else None
     op: Literal["CREATE", "UPDATE"] = "CREATE" if operation == "CREATE" else "UPDATE"
-    decision = evaluate(kind, incoming, stored, op)
-    mutation = build_mutation(kind, decision, incoming, stored, NOW, by_flux=True)
+    flux, alice = build_requester(FLUX, OPERATOR), build_requester("alice", OPERATOR)
+    admission = parse_admission(kind, incoming, stored, op, flux)
+    decision = evaluate(admission)
+    mutation = build_mutation(admission, decision, incoming, NOW)
     final = jsonpatch.apply_patch(copy.deepcopy(incoming), list(mutation.patch))
-    after = evaluate(kind, final, stored, op)
+    admitted = parse_admission(kind, final, stored, op, flux)
+    after = evaluate(admitted)
     assert after.outcome == decision.outcome
-    verdict = validate_gated_object(kind, after, final, stored, FLUX, OPERATOR)
+    verdict = validate_gated_object(admitted, after)
     assert verdict.allowed or verdict.reason not in HOLD_GROUNDS, verdict.message
     assert mutation.action != "unsuspend"
     # the same request by a person: only a deliberate un-suspend is refused on hold grounds
-    by_person = build_mutation(kind, decision, incoming, stored, NOW, by_flux=False)
+    by_person = build_mutation(parse_admission(kind, incoming, stored, op, alice), decision,
+                               incoming, NOW)
     mine = jsonpatch.apply_patch(copy.deepcopy(incoming), list(by_person.patch))
-    person = validate_gated_object(kind, evaluate(kind, mine, stored, op), mine, stored,
-                                   "alice", OPERATOR)
+    admitted = parse_admission(kind, mine, stored, op, alice)
+    person = validate_gated_object(admitted, evaluate(admitted))
     if not person.allowed and person.reason in HOLD_GROUNDS:
         assert by_person.action == "unsuspend", person.message
     if mutation.action == "hold":

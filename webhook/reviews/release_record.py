@@ -2,8 +2,10 @@
 
 Helm writes ``sh.helm.release.v1.<release>.v<N>`` before it applies any object of the
 revision, so denying this CREATE stops the upgrade with nothing changed in the cluster.
-:func:`release_key_of_request` says which ManagedApps to look up;
-:func:`review_release_record` decides from the record and their line-2 views
+:func:`admitted_release_secret` parses the Secret once (a typed
+:class:`~fluxup.logic.admitted.ReleaseSecret`) and :func:`release_key_of` says which
+ManagedApps to look up; :func:`review_release_record` decides from the record and their
+line-2 views
 (:func:`fluxup.logic.release_record.decide_release_record`). Pure: the lookup happens
 in ``webhook.app``. The record's values never leave this module except the image values
 the ManagedApp names, inside the denial message.
@@ -14,9 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fluxup.api.admission import AdmissionRequest
-from fluxup.logic.gate_values import get, get_str, labels_of
+from fluxup.logic.admitted import ReleaseSecret, parse_release_secret
 from fluxup.logic.release_record import (
-    RECORD_OWNER,
     ReleaseGate,
     ReleaseRecordError,
     build_release_key,
@@ -25,26 +26,30 @@ from fluxup.logic.release_record import (
 )
 from webhook.reviews.base import Reviewed, allow, deny
 
-__all__ = ["KIND", "release_key_of_request", "review_release_record"]
+__all__ = ["KIND", "admitted_release_secret", "release_key_of", "review_release_record"]
 
 KIND = "Secret"
 
 
-def release_key_of_request(request: AdmissionRequest) -> str | None:
-    """The release key of a Helm record CREATE; ``None`` for anything else (allowed)."""
+def admitted_release_secret(request: AdmissionRequest) -> ReleaseSecret | None:
+    """The Helm release record a CREATE writes; ``None`` for anything else (allowed)."""
     obj = request.get("object")
     if request["operation"] != "CREATE" or request["kind"]["kind"] != KIND or obj is None:
         return None
-    labels = labels_of(obj)
-    release = labels.get("name")
-    namespace = request.get("namespace") or get_str(obj, "metadata", "namespace")
-    if labels.get("owner") != RECORD_OWNER or not release or not namespace:
+    secret = parse_release_secret(obj, request.get("namespace", ""))
+    if not secret.helm_owned or not secret.release or not secret.namespace:
         return None
-    return build_release_key(namespace, release)
+    return secret
+
+
+def release_key_of(secret: ReleaseSecret) -> str:
+    """The release key under which the ManagedApps protecting ``secret``'s release are
+    labelled."""
+    return build_release_key(secret.namespace, secret.release)
 
 
 def review_release_record(
-    request: AdmissionRequest, gates: Sequence[ReleaseGate] | str
+    request: AdmissionRequest, secret: ReleaseSecret, gates: Sequence[ReleaseGate] | str
 ) -> Reviewed:
     """Allow or deny the record; ``gates`` is the lookup's result or why it failed."""
     if isinstance(gates, str):
@@ -56,11 +61,10 @@ def review_release_record(
         )
     if not gates:
         return allow(request, "not-gated")
-    raw = get(request.get("object"), "data", "release")
     try:
-        if not isinstance(raw, str):
+        if secret.record is None:
             raise ReleaseRecordError("the Secret has no data.release")
-        record = decode_release(raw)
+        record = decode_release(secret.record)
     except ReleaseRecordError as exc:
         verdict = decide_release_record(exc, gates)
     else:
