@@ -145,7 +145,8 @@ def _helm_record(namespace: str, release: str, revision: int) -> dict[str, Any]:
                      "values": {"image": {"repository": "r/app", "tag": "1.0"}}},
            "config": {}, "info": {"status": "pending-upgrade"},
            "manifest": "---\n# " + "x" * 20000}  # records carry the rendered manifests
-    helm = base64.b64encode(gzip.compress(json.dumps(doc).encode()))
+    # Helm stores base64(gzip(JSON)) as the Secret's value; the Secret's data is base64 again
+    helm = base64.b64encode(base64.b64encode(gzip.compress(json.dumps(doc).encode())))
     return {"apiVersion": "v1", "kind": "Secret", "type": "helm.sh/release.v1",
             "metadata": {"name": f"sh.helm.release.v1.{release}.v{revision}",
                          "labels": {"owner": "helm", "name": release, "status": "pending-upgrade",
@@ -159,12 +160,14 @@ async def _record_latencies(sb: Sandbox, namespace: str, release: str,
     record needs a revision of its own, or the apiserver answers 409 Conflict."""
     connector = aiohttp.TCPConnector(ssl=sb.ssl_context(), limit=4)
     url = f"{sb.server}/api/v1/namespaces/{namespace}/secrets"
-    async with aiohttp.ClientSession(connector=connector, raise_for_status=True) as client:
+    async with aiohttp.ClientSession(connector=connector) as client:
         async def create(revision: int) -> None:
             body = _helm_record(namespace, release, revision)
             async with client.post(url, data=json.dumps(body),
                                    headers={"Content-Type": "application/json"}) as resp:
-                await resp.read()
+                answer = await resp.text()
+                if resp.status >= 300:  # the apiserver's (or the webhook's) reason
+                    raise SystemExit(f"Helm record CREATE {resp.status}: {answer[:400]}")
 
         await _timed(lambda i: create(first + i), 1, 4)
         return await _timed(lambda i: create(first + 4 + i), 1, total)

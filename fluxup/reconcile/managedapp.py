@@ -30,8 +30,8 @@ from fluxup.api.managedapp import (
 from fluxup.api.meta import ImageTag
 from fluxup.errors import KubeConflict
 from fluxup.logic import discovery
-from fluxup.logic.hold_requests import HoldState
 from fluxup.logic.admitted import oci_revision_charts
+from fluxup.logic.hold_requests import HoldState
 from fluxup.logic.identity import (
     GatedKind,
     approved_identity,
