@@ -56,8 +56,9 @@ ANNOTATIONS: tuple[NameDoc, ...] = (
             "identity approved for one UpgradeRequest or RollbackRequest after its snapshots "
             "became ReadyToUse; removed when the request ends."),
     NameDoc("fluxup.dev/released", "annotation", _FLUX,
-            "*Operator-only.* The identity (JSON) FluxUp last released, including image tags "
-            "the HelmRelease status does not show."),
+            "*Operator-only.* The identity (JSON) FluxUp last released or saw running at "
+            "rest, including image tags the HelmRelease status does not show and the tag an "
+            "OCIRepository serves when its `status.artifact` is gone."),
     NameDoc("fluxup.dev/image-paths", "annotation", "HelmRelease",
             "*Operator-only.* JSON list of the value paths whose images belong to the "
             "identity (from `spec.versionPolicy.images[].valuesPath`)."),
