@@ -1,6 +1,6 @@
 """JSON Merge Patch (RFC 7386) as pure functions, to know before a write whether it
 changes anything: the operator skips status writes that would leave an object as it is,
-so a fleet at rest costs the API server reads, not writes, on every resync."""
+so a fleet at rest costs the API server reads, not PATCH requests, on every resync."""
 
 from __future__ import annotations
 

@@ -251,8 +251,9 @@ async def _write_status(ctx: Context, namespace: str, name: str, status: Obj) ->
     """Write ``status``, keeping the Renovate scan's conditions as they are now (a scan in
     another process may have written them during this pass): re-read, merge, patch at that
     resourceVersion, and again on a conflict. A status that would not change is not
-    written: at rest, a resync costs the API server one read per app, and watchers (the UI,
-    kubectl -w) see no event. False when the app is gone."""
+    sent: at rest, a resync costs the API server one read per app instead of a read and a
+    PATCH (which the server decodes, converts and compares before finding nothing to
+    store). False when the app is gone."""
     for _ in range(_WRITE_ATTEMPTS):
         current = await ctx.kube.find(R.MANAGEDAPP, namespace, name)
         if current is None:
