@@ -4,7 +4,7 @@
 controller has observed its current generation, and at least ``spec.replicas``
 (default 1) pods are ready and updated to the new spec. :func:`public_url` is the form
 of the HTTP check's URL that may appear in status (no credentials, no query). Called by
-:mod:`fluxup.reconcile.upgrade_steps`. Pure; no I/O.
+:mod:`fluxup.reconcile.health`. Pure; no I/O.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ the HelmRelease object alone: the version it should run (``target_version``), th
 remediation settings. A failed attempt is final only when helm-controller will not try
 again by itself: ``Stalled``, or more failures than ``spec.upgrade.remediation.retries``
 (``spec.install`` for a first install; a negative value retries forever). Called by
-:mod:`fluxup.reconcile.upgrade_steps`. Pure; no I/O.
+:mod:`fluxup.reconcile.upgrade_release`. Pure; no I/O.
 """
 
 from __future__ import annotations

@@ -3,10 +3,16 @@
 Called by :mod:`fluxup.handlers.upgraderequest` on every watch event and on a short
 timer while the request is in flight. A pass: load the request, its ManagedApp and
 HelmRelease → check the phase deadline → run the one idempotent action of the current
-phase (:mod:`fluxup.reconcile.upgrade_steps`) → pick the next phase from the
-transition table (:mod:`fluxup.logic.upgrade_machine`) → write the status once. A crash
-anywhere is safe: the next pass re-runs the action of the phase written last, and every
-action first checks whether its effect is already there.
+phase → pick the next phase from the transition table
+(:mod:`fluxup.logic.upgrade_machine`) → write the status once. A crash anywhere is safe:
+the next pass re-runs the action of the phase written last, and every action first
+checks whether its effect is already there.
+
+The actions, by phase group: :mod:`~fluxup.reconcile.upgrade_lock` (Pending, Queued),
+:mod:`~fluxup.reconcile.upgrade_preflight`, :mod:`~fluxup.reconcile.upgrade_apply`
+(Committing, AwaitingApply), :mod:`~fluxup.reconcile.upgrade_protect` (Quiescing,
+Snapshotting), :mod:`~fluxup.reconcile.upgrade_release` (Releasing, Upgrading,
+HealthChecking); :mod:`~fluxup.reconcile.upgrade_end` cleans up when a request ends.
 """
 
 from __future__ import annotations
@@ -41,8 +47,14 @@ from fluxup.logic.upgrade_status import (
     enter_phase,
     summarize_upgrade,
 )
-from fluxup.reconcile import upgrade_preflight
-from fluxup.reconcile import upgrade_steps as steps
+from fluxup.reconcile import (
+    upgrade_apply,
+    upgrade_end,
+    upgrade_lock,
+    upgrade_preflight,
+    upgrade_protect,
+    upgrade_release,
+)
 from fluxup.reconcile.announce import announce_upgrade
 from fluxup.reconcile.context import Context
 from fluxup.reconcile.rollback import ensure_auto_rollback
@@ -60,16 +72,16 @@ PERMANENT_GIT_ERRORS = (GitAuthError, PushRejectedError, GitConflictError, YamlE
 P = UpgradePhase
 
 _ACTIONS = {
-    P.PENDING: steps.acquire,
-    P.QUEUED: steps.acquire,
+    P.PENDING: upgrade_lock.acquire,
+    P.QUEUED: upgrade_lock.acquire,
     P.PREFLIGHT: upgrade_preflight.preflight,
-    P.COMMITTING: steps.commit,
-    P.AWAITING_APPLY: steps.await_apply,
-    P.QUIESCING: steps.quiesce,
-    P.SNAPSHOTTING: steps.snapshot,
-    P.RELEASING: steps.release,
-    P.UPGRADING: steps.await_upgrade,
-    P.HEALTH_CHECKING: steps.health_check,
+    P.COMMITTING: upgrade_apply.commit,
+    P.AWAITING_APPLY: upgrade_apply.await_apply,
+    P.QUIESCING: upgrade_protect.quiesce,
+    P.SNAPSHOTTING: upgrade_protect.snapshot,
+    P.RELEASING: upgrade_release.release,
+    P.UPGRADING: upgrade_release.await_upgrade,
+    P.HEALTH_CHECKING: upgrade_release.health_check,
 }
 
 
@@ -122,7 +134,7 @@ async def _ensure_finalizer(ctx: Context, obj: Obj) -> None:
 async def _finalize(ctx: Context, obj: Obj, ur: UpgradeRequest) -> None:
     """Deleting a request undoes what it holds: replicas back, the app's lock freed."""
     if ur.status.phase not in TERMINAL_UPGRADE_PHASES:
-        await steps.undo(ctx, ur)
+        await upgrade_end.undo(ctx, ur)
     await _drop_finalizer(ctx, obj)
 
 
@@ -203,14 +215,14 @@ async def reconcile_upgrade(ctx: Context, obj: Obj) -> bool:
         reason, message = outcome.failure
         status = dataclasses.replace(status, message=message)
         if app is not None:
-            await steps.finish(Pass(ctx, obj, ur, app, status), succeeded=False)
+            await upgrade_end.finish(Pass(ctx, obj, ur, app, status), succeeded=False)
             if app.spec.auto_rollback and phase in (P.UPGRADING, P.HEALTH_CHECKING):
                 name = await ensure_auto_rollback(ctx, ur)
                 status = dataclasses.replace(status, rollback_request=name)
                 message += f"; autoRollback started RollbackRequest {name}"
                 status = dataclasses.replace(status, message=message)
         else:  # nothing to undo that FluxUp can read; never leave the app locked
-            await steps.free_app_lock(ctx, ur.metadata.namespace or "", app_name, ur)
+            await upgrade_lock.free_app_lock(ctx, ur.metadata.namespace or "", app_name, ur)
         target = P.FAILED
         await ctx.events.record(obj, str(reason), message, warning=True)
     elif outcome.goto is not None:
@@ -218,7 +230,7 @@ async def reconcile_upgrade(ctx: Context, obj: Obj) -> bool:
     elif outcome.done:
         target = next_phase(phase, route)
         if target is P.SUCCEEDED and app is not None:
-            await steps.finish(Pass(ctx, obj, ur, app, status), succeeded=True)
+            await upgrade_end.finish(Pass(ctx, obj, ur, app, status), succeeded=True)
             await ctx.events.record(obj, "Succeeded", status.message or "upgrade succeeded")
     if target is not None and target is not phase:
         status = _enter(status, target, app, now)

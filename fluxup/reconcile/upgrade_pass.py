@@ -2,8 +2,9 @@
 
 :class:`Pass` bundles the request, its ManagedApp and the context; :class:`Outcome` is an
 action's decision (finished, jump, wait, fail, status updates). The small readers here
-(the HelmRelease, its OCIRepository, FluxUp's annotations on them) are shared by
-:mod:`fluxup.reconcile.upgrade_preflight` and :mod:`fluxup.reconcile.upgrade_steps`.
+(the HelmRelease, its OCIRepository, FluxUp's annotations on them) are shared by the
+phase actions: :mod:`fluxup.reconcile.upgrade_preflight` and the ``upgrade_lock``,
+``upgrade_apply``, ``upgrade_protect``, ``upgrade_release`` and ``upgrade_end`` modules.
 """
 
 from __future__ import annotations

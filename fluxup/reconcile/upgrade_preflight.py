@@ -1,7 +1,7 @@
 """The Preflight phase of an UpgradeRequest: checks, the resolved target, the Git diff.
 
 Called by :mod:`fluxup.reconcile.upgrade` through the phase table; the Committing action
-(:mod:`fluxup.reconcile.upgrade_steps`) reuses :func:`git_changes`, so the commit is
+(:mod:`fluxup.reconcile.upgrade_apply`) reuses :func:`git_changes`, so the commit is
 exactly the diff Preflight showed. Reads only; changes nothing anywhere.
 """
 
