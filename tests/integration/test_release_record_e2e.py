@@ -20,6 +20,7 @@ import pytest
 
 from fluxup.errors import SandboxError
 from fluxup.logic import yamledit
+from fluxup.sandbox import seed
 from fluxup.sandbox.csidriver import SLOW_MARKER
 from fluxup.sandbox.fleet import Fleet
 from fluxup.sandbox.processes import wait_until
@@ -182,6 +183,52 @@ def test_recreated_helmrelease_cannot_upgrade_a_running_release(
     hr = _get(sb, "helmrelease", app.namespace, app.name)
     assert hr["status"]["history"][0]["chartVersion"] == "1.1.0"
     _snapshots_before_deploy(stack, app, request)
+
+
+#: a patch release of the demo chart that only this test publishes (and withdraws)
+RANGE_PATCH = "1.0.5"
+
+
+def test_a_semver_range_resolving_to_a_new_chart_is_held_at_the_release_record(
+    stack: Stack, fleet: Fleet
+) -> None:
+    """The HelmRelease asks for ``~1.0.0``; a new chart in that range is published and
+    nothing in Git or in the cluster's objects changes. Only helm-controller's resolution
+    does: line 2 holds the revision, and 1.0.5 runs after its snapshots are ReadyToUse."""
+    sb = stack.sandbox
+    app = DemoApp(f"range-{secrets.token_hex(3)}", f"range-{secrets.token_hex(3)}",
+                  chart_version="~1.0.0")
+    fleet.add_app(app)
+    fleet.wait_released(app, "1.0.0")
+    managed = _enrol_app(stack, app)
+    gated = {c["type"]: c for c in managed["status"]["conditions"]}["Gated"]
+    assert (gated["status"], gated["reason"]) == ("True", "VersionRange")  # says line 2
+    pvc = managed["status"]["pvcs"][0]["name"]
+    (volume_dir(sb, app.namespace, pvc) / SLOW_MARKER).write_text("6")
+    chart = (seed.FLUX_NAMESPACE, f"{app.namespace}-{app.name}")  # helm-controller's HelmChart
+    fleet.publish(RANGE_PATCH, image=False)
+    try:
+        def resolved() -> bool:  # source-controller resolves the range at its interval
+            fleet.request_reconcile("helmchart", *chart)
+            source = _get(sb, "helmchart", *chart) or {}
+            revision = (source.get("status", {}).get("artifact") or {}).get("revision", "")
+            return str(revision).startswith(RANGE_PATCH)
+
+        wait_until(f"the HelmChart to resolve ~1.0.0 to {RANGE_PATCH}", resolved, 120)
+        hr = _record_denial(stack, app)
+        assert hr["status"]["history"][0]["chartVersion"] == "1.0.0"  # still what runs
+        request = _wait_request(stack, app, "Succeeded")
+        notes = request["metadata"]["annotations"]
+        assert notes["fluxup.dev/held-at"] == "release-record"
+        assert json.loads(notes["fluxup.dev/release-held"])["version"] == RANGE_PATCH
+        hr = _get(sb, "helmrelease", app.namespace, app.name)
+        assert hr["status"]["history"][0]["chartVersion"] == RANGE_PATCH
+        _snapshots_before_deploy(stack, app, request)
+    finally:
+        # the release stays where it is: a withdrawn chart would be a change of its own
+        sb.kubectl("patch", "helmrelease", app.name, "-n", app.namespace, "--type=merge",
+                   "-p", '{"spec": {"suspend": true}}', check=False)
+        fleet.withdraw(RANGE_PATCH, image=False)
 
 
 def test_nobody_but_the_operator_writes_line_2_state(stack: Stack, fleet: Fleet) -> None:
