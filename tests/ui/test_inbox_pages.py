@@ -58,12 +58,14 @@ class Apiserver:
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, str, str, tuple[str, ...]]] = []
+        self.versions: list[tuple[str, str | None]] = []  # (path, resourceVersion asked)
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         user = request.headers.get("Impersonate-User", "")
         groups = tuple(v for k, v in request.headers.multi_items()
                        if k.lower() == "impersonate-group")
         self.seen.append((request.method, request.url.path, user, groups))
+        self.versions.append((request.url.path, request.url.params.get("resourceVersion")))
         if user != "oidc:alice":
             return httpx.Response(403, json={"message": f'User "{user}" cannot list'})
         if request.method != "GET":
@@ -148,6 +150,21 @@ async def test_inbox_shows_one_page_of_apps_and_updates(client: Client) -> None:
     assert 'rel="prev" href="/?page=2"' in last
     assert 'rel="next"' not in last.split("Apps 101")[1]
     assert (await html(client, "/?updates_page=3")).count('class="update"') == 20
+
+
+async def test_lists_come_from_the_watch_cache_and_gets_are_consistent(
+    client: Client, apiserver: Apiserver,
+) -> None:
+    """A person's views list with ``resourceVersion=0`` (no wait for the watch cache to
+    catch up with etcd); reading one object before acting on it stays consistent."""
+    await html(client, "/")
+    await html(client, "/apps/team-0/app-000")
+    lists = [v for p, v in apiserver.versions if not re.search(r"/app-\d+$", p)]
+    gets = [v for p, v in apiserver.versions if re.search(r"/app-\d+$", p)]
+    assert set(lists) == {"0"}
+    assert set(gets) == {None}
+    assert len(lists) >= 3  # the inbox's apps and requests, the app page's requests
+    assert len(gets) >= 1
 
 
 async def test_every_update_row_has_a_review_upgrade_button(client: Client) -> None:
