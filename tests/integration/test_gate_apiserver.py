@@ -434,3 +434,52 @@ def test_a_bypass_left_on_the_release_holds_the_next_version(gate: Gate, ns: str
                         "-p", '{"spec":{"suspend":false}}', check=False)
     assert denied.returncode != 0
     assert "is held by FluxUp at 12.6.0" in denied.stderr
+
+
+# --- matchConditions: which updates reach the webhook -----------------------------------
+
+
+def test_updates_that_leave_the_gates_inputs_alone_never_reach_the_webhook(
+    gate: Gate, ns: str
+) -> None:
+    sb = gate.sandbox
+    flux_apply(sb, helm_release(ns, "12.4.0"))
+    report_deployed(sb, ns, "12.4.0")
+    keep = '{"metadata":{"finalizers":["example.com/keep"]}}'
+    untouched = [  # Flux's re-apply each interval, other tools' notes, finalizers
+        lambda: flux_apply(sb, helm_release(ns, "12.4.0")),
+        lambda: sb.kubectl("annotate", HR, "my-app", "-n", ns, "example.com/note=x"),
+        lambda: sb.kubectl("label", HR, "my-app", "-n", ns, "team=storage"),
+        lambda: sb.kubectl("patch", HR, "my-app", "-n", ns, "--type=merge", "-p", keep),
+        lambda: sb.kubectl("patch", HR, "my-app", "-n", ns, "--type=merge",
+                           "-p", '{"metadata":{"finalizers":null}}'),
+    ]
+    before = gate.requests("HelmRelease")
+    for update in untouched:
+        update()
+    assert gate.requests("HelmRelease") == before
+
+    # each change to an input of the gate reaches both webhooks (mutating, validating)
+    changed = [
+        lambda: flux_apply(sb, helm_release(ns, "12.4.0", values={"replicas": 2})),
+        lambda: sb.kubectl("label", HR, "my-app", "-n", ns, "fluxup.dev/note=x"),
+        lambda: sb.kubectl("label", HR, "my-app", "-n", ns, "fluxup.dev/note-"),
+        lambda: sb.kubectl("annotate", HR, "my-app", "-n", ns, AS_OPERATOR,
+                           f"{ann.UPGRADE_REQUEST}=my-app-12-5-0"),
+        lambda: sb.kubectl("annotate", "--overwrite", HR, "my-app", "-n", ns, AS_OPERATOR,
+                           f"{ann.UPGRADE_REQUEST}=my-app-12-6-0"),
+        lambda: sb.kubectl("annotate", HR, "my-app", "-n", ns, AS_OPERATOR,
+                           f"{ann.UPGRADE_REQUEST}-"),
+    ]
+    for update in changed:
+        count = gate.requests("HelmRelease")
+        update()
+        assert gate.requests("HelmRelease") == count + 2
+    # and what they guard is still refused
+    forged = sb.kubectl("annotate", HR, "my-app", "-n", ns, f"{ann.APPROVED}=x", check=False)
+    assert "only FluxUp" in forged.stderr
+    dropped = sb.kubectl("label", HR, "my-app", "-n", ns, f"{ann.MANAGED_APP_LABEL}-",
+                         check=False)
+    assert "delete its ManagedApp" in dropped.stderr
+    held = flux_apply(sb, helm_release(ns, "12.5.0"))
+    assert "FluxUp holds my-app 12.5.0" in held.stderr
