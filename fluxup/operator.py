@@ -4,8 +4,8 @@
 in-cluster), builds the :class:`~fluxup.reconcile.context.Context`, registers the kopf
 handlers, starts the scheduled Renovate scans and the report intake (HTTPS endpoint,
 ConfigMaps; :mod:`fluxup.intake`) when configured, and runs kopf until
-stopped, with the web UI (:mod:`fluxup.ui`) in the same loop when
-``FLUXUP_UI_ENABLED``. All state lives in Kubernetes objects, so a
+stopped, with the web UI (:mod:`fluxup.ui`) on a thread and loop of its own
+(:mod:`fluxup.ui.thread`) when ``FLUXUP_UI_ENABLED``. All state lives in Kubernetes objects, so a
 restart (or SIGKILL) resumes where the last status write left off.
 """
 
@@ -47,6 +47,7 @@ from fluxup.reconcile.fleet_metrics import FleetRefresher
 from fluxup.scanner import build_runner, scan_loop
 from fluxup.settings import Settings
 from fluxup.ui.settings import UiSettings
+from fluxup.ui.thread import LoopThread
 from webhook.tls import ReloadingTLS
 
 __all__ = ["run", "serve", "verify_operator_identity"]
@@ -91,11 +92,13 @@ def build_notifier(settings: Settings, metrics: OperatorMetrics) -> Notifier | N
 
 
 @contextlib.asynccontextmanager
-async def _serve_ui(settings: Settings, ui_settings: UiSettings, api: client.ApiClient,
-                    kube: KubeApi) -> AsyncIterator[None]:
-    """The web UI in this process and loop (DESIGN §5); writes impersonate the user."""
+async def _ui_context(settings: Settings, ui_settings: UiSettings) -> AsyncIterator[None]:
+    """The web UI (DESIGN §5) with a Kubernetes client of its own; writes impersonate the
+    user. Entered on the UI's own thread and loop (:mod:`fluxup.ui.thread`)."""
     from fluxup.ui.app import build_app, run_ui
 
+    api = await _api_client(settings)
+    kube = KubeApi(api, manager=settings.field_manager)
     impersonator = Impersonator(api.configuration)
     shown = {f.name: str(getattr(settings, f.name)) for f in dataclasses.fields(settings)}
     app = build_app(ui_settings, impersonator, EventRecorder(kube, component="fluxup-ui"),
@@ -105,6 +108,7 @@ async def _serve_ui(settings: Settings, ui_settings: UiSettings, api: client.Api
             yield
     finally:
         await impersonator.aclose()
+        await api.close()
 
 
 async def serve(settings: Settings, stop_flag: asyncio.Event | threading.Event | None = None,
@@ -154,7 +158,8 @@ async def serve(settings: Settings, stop_flag: asyncio.Event | threading.Event |
     try:
         async with contextlib.AsyncExitStack() as stack:
             if ui_settings is not None and ui_settings.enabled:
-                await stack.enter_async_context(_serve_ui(settings, ui_settings, api, kube))
+                await stack.enter_async_context(
+                    LoopThread("fluxup-ui", lambda: _ui_context(settings, ui_settings)))
             if report_address is not None and settings.report_cert_file is not None \
                     and settings.report_key_file is not None:
                 tls = ReloadingTLS(settings.report_cert_file, settings.report_key_file)

@@ -1,11 +1,11 @@
-"""The web UI's aiohttp application and its life in the operator's event loop.
+"""The web UI's aiohttp application and how it is served.
 
 :func:`build_app` is the app factory (tests call it directly with a sandbox
-kubeconfig); :func:`run_ui` is what :mod:`fluxup.operator` enters around kopf, so the
-UI and the reconcilers share one process and one loop. Errors raised by the routes are
-turned into responses here, once: RBAC refusals become 403 (HTML page or JSON), a
-missing object 404, bad input 400, a conflict 409 — each with a message saying what to
-do, never a stack trace.
+kubeconfig); :func:`run_ui` serves it; :mod:`fluxup.operator` enters both on the UI's own
+thread and event loop (:mod:`fluxup.ui.thread`), in the operator's process. Errors raised
+by the routes are turned into responses here, once: RBAC refusals become 403 (HTML page
+or JSON), a missing object 404, bad input 400, a conflict 409 — each with a message
+saying what to do, never a stack trace.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def build_app(settings: UiSettings, impersonator: Impersonator, audit: EventReco
 
 @contextlib.asynccontextmanager
 async def run_ui(app: web.Application, host: str, port: int) -> AsyncIterator[web.AppRunner]:
-    """Serve ``app`` on ``host:port`` until the block ends (inside the operator's loop)."""
+    """Serve ``app`` on ``host:port`` until the block ends."""
     if app[SETTINGS].auth is AuthMode.NONE:
         from fluxup.ui.settings import check_loopback
 
