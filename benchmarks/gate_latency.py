@@ -6,7 +6,10 @@ Against a sandbox API server (started in a temporary directory unless ``--kubeco
 names a running sandbox's), it measures managed HelmRelease updates (a server-side
 apply as ``kustomize-controller``, as Flux does) at concurrency 1, 4 and 16, first with no
 webhook registered, then with FluxUp's webhook configurations pointing at a local
-webhook process; then the webhook's own throughput (reviews/s) on one process over HTTPS.
+webhook process. Two kinds of update: one that changes the spec (an input of the gate, so
+both webhooks are called) and one that changes only another tool's annotation (like
+Flux's unchanged re-apply each interval, skipped by the configurations' matchConditions);
+then the webhook's own throughput (reviews/s) on one process over HTTPS.
 Then line 2's cost: CREATE of a Helm release record (the Secret Helm writes once per
 install/upgrade/rollback) in a namespace line 2 does not select, and in one it does, for
 a release no ManagedApp protects and for a managed release at its deployed identity (the
@@ -60,16 +63,21 @@ def _percentile(samples: list[float], q: float) -> float:
     return ordered[index]
 
 
-def _release(namespace: str, name: str, tick: int) -> dict[str, Any]:
+UPDATES = ("spec", "annotation")  # what each update changes (see the module docstring)
+
+
+def _release(namespace: str, name: str, tick: int, where: str = "spec") -> dict[str, Any]:
     return {
         "apiVersion": "helm.toolkit.fluxcd.io/v2",
         "kind": "HelmRelease",
         "metadata": {"name": name, "namespace": namespace,
                      "labels": {ann.MANAGED_APP_LABEL: name},
-                     "annotations": {"bench.fluxup.dev/tick": str(tick)}},
+                     "annotations": {"bench.example.com/tick":
+                                     str(tick if where == "annotation" else 0)}},
         "spec": {"interval": "10m",
                  "chart": {"spec": {"chart": "app", "version": "1.0.0",
-                                    "sourceRef": {"kind": "HelmRepository", "name": "c"}}}},
+                                    "sourceRef": {"kind": "HelmRepository", "name": "c"}}},
+                 "values": {"tick": tick if where == "spec" else 0}},
     }
 
 
@@ -88,7 +96,8 @@ async def _timed(worker: Callable[[int], Awaitable[None]], concurrency: int,
     return latencies
 
 
-async def _apply_latencies(sb: Sandbox, namespace: str, total: int) -> dict[int, list[float]]:
+async def _apply_latencies(sb: Sandbox, namespace: str, total: int, where: str
+                          ) -> dict[int, list[float]]:
     results: dict[int, list[float]] = {}
     connector = aiohttp.TCPConnector(ssl=sb.ssl_context(), limit=32)
     base = f"{sb.server}/apis/helm.toolkit.fluxcd.io/v2/namespaces/{namespace}/helmreleases"
@@ -100,7 +109,7 @@ async def _apply_latencies(sb: Sandbox, namespace: str, total: int) -> dict[int,
                     f"{base}/{name}",
                     params={"fieldManager": "kustomize-controller", "force": "true"},
                     headers={"Content-Type": "application/apply-patch+yaml"},
-                    data=json.dumps(_release(namespace, name, i)),
+                    data=json.dumps(_release(namespace, name, i, where)),
                 ) as resp:
                     await resp.read()
 
@@ -197,6 +206,10 @@ def _register(sb: Sandbox, webhook: LocalWebhook, token: str) -> list[dict[str, 
     return configs
 
 
+def _helmrelease_reviews(webhook: LocalWebhook) -> int:
+    return sum(n for (_, kind, _), n in webhook.request_counts().items() if kind == "HelmRelease")
+
+
 def _row(label: str, concurrency: int, samples: list[float]) -> str:
     p50, p99 = _percentile(samples, 0.5) * 1000, _percentile(samples, 0.99) * 1000
     return f"| {label:<28} | {concurrency:>11} | {len(samples):>8} | {p50:>8.1f} | {p99:>8.1f} |"
@@ -238,12 +251,17 @@ def main() -> None:
         records: dict[str, list[float]] = {}
         records["not selected (no webhook call)"] = asyncio.run(
             _record_latencies(sb, records_ns, "managed", args.records, 1000))
-        without = asyncio.run(_apply_latencies(sb, namespace, args.requests))
+        without = {w: asyncio.run(_apply_latencies(sb, namespace, args.requests, w))
+                   for w in UPDATES}
         webhook.start()
         configs = _register(sb, webhook, token)
         sb.kubectl("label", "namespace", records_ns, f"fluxup.dev/gate-bench={token}",
                    "fluxup.dev/release-records=gated")
-        with_gate = asyncio.run(_apply_latencies(sb, namespace, args.requests))
+        with_gate, calls = {}, {}
+        for where in UPDATES:  # and how many reviews the webhook served for them
+            before = _helmrelease_reviews(webhook)
+            with_gate[where] = asyncio.run(_apply_latencies(sb, namespace, args.requests, where))
+            calls[where] = _helmrelease_reviews(webhook) - before
         records["line 2, unmanaged release"] = asyncio.run(
             _record_latencies(sb, records_ns, "other", args.records, 1000))
         records["line 2, managed, deployed"] = asyncio.run(
@@ -258,17 +276,26 @@ def main() -> None:
         if owned:
             controlplane.down(sb.dir, out=sys.stderr)
 
+    labels = {"spec": ("spec changed", "FluxUp: both webhooks"),
+              "annotation": ("other annotation changed", "FluxUp: matchConditions skip")}
     print("HelmRelease server-side apply through kube-apiserver (managed release)")
-    print("| webhook                      | concurrency | requests | p50 (ms) | p99 (ms) |")
-    print("|------------------------------|-------------|----------|----------|----------|")
-    for concurrency in CONCURRENCIES:
-        print(_row("none registered", concurrency, without[concurrency]))
-        print(_row("FluxUp mutate + validate", concurrency, with_gate[concurrency]))
+    print("| update                   | webhook                      | concurrency | requests "
+          "| p50 (ms) | p99 (ms) |")
+    print("|--------------------------|------------------------------|-------------|----------"
+          "|----------|----------|")
+    for where in UPDATES:
+        what, gate = labels[where]
+        for concurrency in CONCURRENCIES:
+            print(f"| {what:<24} " + _row("none registered", concurrency,
+                                            without[where][concurrency]))
+            print(f"| {what:<24} " + _row(gate, concurrency, with_gate[where][concurrency]))
     print()
-    extra = {c: statistics.median(with_gate[c]) - statistics.median(without[c])
-             for c in CONCURRENCIES}
-    print("median added by the gate: " + ", ".join(
-        f"c={c}: {ms * 1000:+.1f} ms" for c, ms in extra.items()))
+    for where in UPDATES:
+        extra = {c: statistics.median(with_gate[where][c]) - statistics.median(without[where][c])
+                 for c in CONCURRENCIES}
+        print(f"median added by the gate, {labels[where][0]}: " + ", ".join(
+            f"c={c}: {ms * 1000:+.1f} ms" for c, ms in extra.items()))
+        print(f"  webhook reviews served for these updates: {calls[where]}")
     print(f"webhook throughput, one process, HTTPS, 16 connections: {rate:,.0f} reviews/s")
     print()
     print("Helm release record CREATE (one per Helm install/upgrade/rollback), concurrency 1")
