@@ -185,6 +185,49 @@ def test_recreated_helmrelease_cannot_upgrade_a_running_release(
     _snapshots_before_deploy(stack, app, request)
 
 
+def test_a_forged_helmrelease_status_does_not_let_a_new_chart_run(
+    stack: Stack, fleet: Fleet
+) -> None:
+    """Someone writes ``status.history`` through the status subresource to claim 1.1.0
+    already runs, then applies 1.1.0: line 1 believes the status and passes the apply,
+    but helm-controller's release record for 1.1.0 is denied at line 2, and 1.1.0 runs
+    only after its snapshots are ReadyToUse."""
+    sb = stack.sandbox
+    app = DemoApp(f"forge-{secrets.token_hex(3)}", f"forge-{secrets.token_hex(3)}")
+    fleet.add_app(app)
+    fleet.wait_released(app, "1.0.0")
+    managed = _enrol_app(stack, app)
+    pvc = managed["status"]["pvcs"][0]["name"]
+    (volume_dir(sb, app.namespace, pvc) / SLOW_MARKER).write_text("6")
+    sb.kubectl("patch", "kustomization", f"app-{app.name}", "-n", "flux-system",
+               "--type=merge", "-p", '{"spec": {"suspend": true}}')
+    # helm-controller leaves a suspended release's status alone while we forge it
+    sb.kubectl("patch", "helmrelease", app.name, "-n", app.namespace, "--type=merge",
+               "-p", '{"spec": {"suspend": true}}')
+    sb.kubectl("patch", "helmrelease", app.name, "-n", app.namespace,
+               "--subresource=status", "--type=json", "-p", json.dumps(
+                   [{"op": "replace", "path": "/status/history/0/chartVersion",
+                     "value": "1.1.0"}]))
+    text = yamledit.edit_chart_version(
+        fleet.read(f"flux/apps/{app.name}/helmrelease.yaml"), name=app.name, version="1.1.0")
+    sb.kubectl("apply", "--server-side", "--force-conflicts",
+               "--field-manager=kustomize-controller", "-f", "-", input=text)
+    hr = _get(sb, "helmrelease", app.namespace, app.name)
+    assert "fluxup.dev/held" not in hr["metadata"].get("annotations", {})  # line 1 was fooled
+    sb.kubectl("patch", "helmrelease", app.name, "-n", app.namespace, "--type=merge",
+               "-p", '{"spec": {"suspend": false}}')  # allowed: line 1 thinks 1.1.0 runs
+
+    _record_denial(stack, app)
+    records = _get(sb, "secret", app.namespace, selector=f"owner=helm,name={app.name}")
+    assert len(records["items"]) == 1  # the denied revision was never stored
+    request = _wait_request(stack, app, "Succeeded")
+    assert request["metadata"]["annotations"]["fluxup.dev/held-at"] == "release-record"
+    hr = _get(sb, "helmrelease", app.namespace, app.name)
+    assert hr["status"]["history"][0]["chartVersion"] == "1.1.0"
+    assert hr["status"]["history"][0]["status"] == "deployed"
+    _snapshots_before_deploy(stack, app, request)
+
+
 #: a patch release of the demo chart that only this test publishes (and withdraws)
 RANGE_PATCH = "1.0.5"
 
