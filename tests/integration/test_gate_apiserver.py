@@ -190,9 +190,11 @@ def test_changed_chart_version_is_held_and_stays_held(gate: Gate, ns: str) -> No
                                 "source": f"chart:app@HelmRepository/{ns}/charts"}
     since = notes(obj)[ann.HELD_SINCE]
 
-    for _ in range(3):  # Flux re-applies on every interval
-        result = flux_apply(sb, helm_release(ns, "12.5.0"))
-        assert "FluxUp holds my-app 12.5.0" in result.stderr
+    for _ in range(3):  # Flux re-applies on every interval: the object stays as held, so
+        # the re-apply is not even sent to the webhook (matchConditions) and the hold stays
+        before = gate.requests("HelmRelease")
+        flux_apply(sb, helm_release(ns, "12.5.0"))
+        assert gate.requests("HelmRelease") == before
         again = get(sb, HR, ns)
         assert again["spec"]["suspend"] is True
         assert notes(again)[ann.HELD] == held
@@ -390,10 +392,13 @@ def test_with_the_webhook_down_managed_changes_fail_unmanaged_pass(gate: Gate, n
 def test_an_approval_bound_to_no_request_approves_nothing(gate: Gate, ns: str) -> None:
     sb = gate.sandbox
     held = notes(held_release(gate, ns))[ann.HELD]
-    # a bare identity (as written before approvals were bound to a request)
-    sb.kubectl("annotate", HR, "my-app", "-n", ns, AS_OPERATOR, f"{ann.APPROVED}={held}")
-    result = flux_apply(sb, helm_release(ns, "12.5.0"))
+    # a bare identity (as written before approvals were bound to a request): the gate
+    # reviews it (an approval would drop fluxup.dev/held) and keeps the hold
+    before = gate.requests("HelmRelease")
+    result = sb.kubectl("annotate", HR, "my-app", "-n", ns, AS_OPERATOR,
+                        f"{ann.APPROVED}={held}")
     assert "FluxUp holds my-app 12.5.0" in result.stderr
+    assert gate.requests("HelmRelease") == before + 2
     obj = get(sb, HR, ns)
     assert obj["spec"]["suspend"] is True
     assert notes(obj)[ann.HELD] == held
