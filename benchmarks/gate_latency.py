@@ -259,6 +259,9 @@ def main() -> None:
                    "fluxup.dev/release-records=gated")
         with_gate, calls = {}, {}
         for where in UPDATES:  # and how many reviews the webhook served for them
+            # first bring every object to this kind of update's state (the other kind
+            # left a different spec or annotation), then count
+            asyncio.run(_apply_latencies(sb, namespace, max(CONCURRENCIES), where))
             before = _helmrelease_reviews(webhook)
             with_gate[where] = asyncio.run(_apply_latencies(sb, namespace, args.requests, where))
             calls[where] = _helmrelease_reviews(webhook) - before
