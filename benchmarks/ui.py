@@ -117,6 +117,11 @@ def _percentiles(samples: list[float]) -> str:
             f"max {ordered[-1] * 1000:7.1f} ms   (n={len(ordered)})")
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -200,6 +205,9 @@ def main() -> int:
                     time.sleep(0.2)
             print(f"operator reconciled all {args.apps} apps "
                   f"{time.monotonic() - settle:.0f}s after its UI came up")
+            cpu_before, idle_from = _cpu_seconds(operator.pid), time.monotonic()
+            time.sleep(20)  # nobody asks the UI anything: the fleet at rest (idle resync)
+            at_rest = (_cpu_seconds(operator.pid) - cpu_before) / (time.monotonic() - idle_from)
             first = http.get("/")
             assert first.status_code == 200, first.text[:500]
             assert first.text.count('data-app="') == min(per_page, args.apps), "rows missing"
@@ -236,6 +244,7 @@ def main() -> int:
         print(f"api    GET /api/apps         {_percentiles(api)}")
         print(f"operator RSS (kopf + reconcilers + UI, {args.apps} apps): "
               f"{_rss_mib(operator.pid):.0f} MiB")
+        print(f"operator CPU at rest (20 s, no UI requests): {at_rest * 100:.0f}% of a core")
         print(json.dumps({"apps": args.apps, "inbox_p50_ms": statistics.median(inbox) * 1000,
                           "inbox_p95_ms": _p95(inbox) * 1000,
                           "cold_p95_ms": _p95(cold) * 1000 if cold else None,
@@ -244,7 +253,8 @@ def main() -> int:
                           "busy_detail_p95_ms": _p95(busy) * 1000 if busy else None,
                           "api_p95_ms": _p95(api) * 1000,
                           "page_kib": len(first.content) / 1024,
-                          "rss_mib": _rss_mib(operator.pid)}))
+                          "rss_mib": _rss_mib(operator.pid),
+                          "cpu_at_rest": round(at_rest, 3)}))
     finally:
         if operator is not None:
             operator.terminate()

@@ -26,7 +26,7 @@ from kubernetes_asyncio import client, config
 from fluxup.adapters.events import EventRecorder
 from fluxup.adapters.gitopen import GitOpenerCache
 from fluxup.adapters.impersonation import Impersonator
-from fluxup.adapters.kube import Kube, KubeApi, R
+from fluxup.adapters.kube import Kube, KubeApi, R, new_api_client
 from fluxup.adapters.metrics import OperatorMetrics, serve_metrics
 from fluxup.adapters.notify import (
     AppriseChannel,
@@ -63,7 +63,7 @@ async def _api_client(settings: Settings) -> client.ApiClient:
     else:
         configuration = client.Configuration()
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    return client.ApiClient(configuration)
+    return new_api_client(configuration)
 
 
 async def verify_operator_identity(kube: Kube, settings: Settings) -> str:

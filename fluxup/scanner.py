@@ -18,7 +18,7 @@ from kubernetes_asyncio import client, config
 
 from fluxup.adapters.events import EventRecorder
 from fluxup.adapters.gitopen import GitOpenerCache
-from fluxup.adapters.kube import KubeApi
+from fluxup.adapters.kube import KubeApi, new_api_client
 from fluxup.adapters.renovate import RenovateRunner
 from fluxup.errors import FluxUpError
 from fluxup.logic.renovate_report import parse_log, parse_report
@@ -61,7 +61,7 @@ async def _context(settings: Settings) -> tuple[Context, client.ApiClient, GitOp
                                       client_configuration=configuration)
     else:
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    api = client.ApiClient(configuration)
+    api = new_api_client(configuration)
     kube = KubeApi(api, manager=settings.field_manager)
     opener = GitOpenerCache(kube, settings)
     return Context(kube=kube, settings=settings, open_git=opener,

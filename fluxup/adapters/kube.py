@@ -22,9 +22,38 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from fluxup.errors import KubeConflict, KubeError, KubeForbidden, KubeNotFound
 
-__all__ = ["Kube", "KubeApi", "Obj", "R", "Resource"]
+__all__ = ["Kube", "KubeApi", "Obj", "R", "Resource", "new_api_client"]
 
 Obj = dict[str, Any]
+
+
+def new_api_client(configuration: Any) -> ApiClient:
+    """``kubernetes_asyncio``'s ApiClient for ``configuration``, without aiohttp's
+    per-request look-ups in the environment.
+
+    kubernetes_asyncio opens its aiohttp session with ``trust_env=True``, and aiohttp then
+    reads ``~/.netrc`` and the proxy variables in a worker thread on *every* request: two
+    thread hand-offs and a file read per Kubernetes call (measured: about a tenth of the
+    operator's CPU at rest with 1,000 apps, plus the GIL hand-offs that slow the UI's
+    thread). The proxy for the apiserver is looked up once here instead, from the same
+    variables (``HTTPS_PROXY``, ``NO_PROXY``, ...), unless the configuration names one;
+    netrc never applied (every call carries its own credentials).
+    """
+    if not configuration.proxy:
+        from aiohttp.helpers import get_env_proxy_for_url
+        from yarl import URL
+
+        try:
+            proxy, auth = get_env_proxy_for_url(URL(str(configuration.host)))
+        except LookupError:
+            proxy = None
+        if proxy is not None:
+            if auth is not None:  # aiohttp took the credentials out of the variable
+                proxy = proxy.with_user(auth.login).with_password(auth.password)
+            configuration.proxy = str(proxy)
+    api = ApiClient(configuration)
+    api.rest_client.pool_manager._trust_env = False  # the session has no public setter
+    return api
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from pathlib import Path
 
 import pytest
 from kubernetes_asyncio.client import ApiClient, Configuration
 
-from fluxup.adapters.kube import KubeApi, R
+from fluxup.adapters.kube import KubeApi, R, new_api_client
 from fluxup.errors import KubeError
 
 
@@ -46,3 +47,63 @@ async def test_a_timeout_is_a_kube_error() -> None:
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+# --- new_api_client: no look-ups in the environment per request --------------------------
+
+
+async def test_new_api_client_reads_no_netrc_per_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aiohttp import web
+
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password secret\n")
+    monkeypatch.setenv("NETRC", str(netrc))
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    seen: list[str | None] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        return web.json_response({"metadata": {"name": "web"}})
+
+    app = web.Application()
+    app.router.add_get("/apis/fluxup.dev/v1alpha1/namespaces/apps/managedapps/web", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with ApiClient(Configuration(host=f"http://127.0.0.1:{port}")) as plain:
+            await KubeApi(plain).get(R.MANAGEDAPP, "apps", "web")
+        async with new_api_client(Configuration(host=f"http://127.0.0.1:{port}")) as api:
+            await KubeApi(api).get(R.MANAGEDAPP, "apps", "web")
+            await KubeApi(api).get(R.MANAGEDAPP, "apps", "web")
+    finally:
+        await runner.cleanup()
+    # the library's own session looks netrc up on every call (and would send it)
+    assert str(seen[0]).startswith("Basic ")
+    assert seen[1:] == [None, None]
+
+
+async def test_new_api_client_takes_the_proxy_from_the_environment_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://user:pw@proxy.internal:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    config = Configuration(host="https://kube.example:6443")
+    await new_api_client(config).close()
+    assert config.proxy == "http://user:pw@proxy.internal:3128"
+
+    monkeypatch.setenv("NO_PROXY", "kube.example")
+    bypassed = Configuration(host="https://kube.example:6443")
+    await new_api_client(bypassed).close()
+    assert not bypassed.proxy
+
+    named = Configuration(host="https://kube.example:6443")
+    named.proxy = "http://chosen:8080"
+    await new_api_client(named).close()
+    assert named.proxy == "http://chosen:8080"
