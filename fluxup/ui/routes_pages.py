@@ -10,6 +10,7 @@ the error middleware in :mod:`fluxup.ui.app`.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 from typing import Any
@@ -95,8 +96,8 @@ async def dashboard(request: web.Request) -> web.Response:
 @routes.get("/apps/{ns}/{name}")
 async def app_detail(request: web.Request) -> web.Response:
     ns, name = _ns_name(request)
-    detail = await service.load_app(kube_of(request), ns, name)
-    snapshots = await service.load_snapshots(kube_of(request), ns, name)
+    detail, snapshots = await asyncio.gather(service.load_app(kube_of(request), ns, name),
+                                             service.load_snapshots(kube_of(request), ns, name))
     window = determine_window(detail.app.spec.version_policy.maintenance_window,
                               dt.datetime.now(dt.UTC))
     return page(request, "app.html", d=detail, app=detail.app, snapshots=snapshots,

@@ -138,10 +138,11 @@ class AppDetail:
 
 
 async def load_app(kube: Kube, namespace: str, name: str) -> AppDetail:
-    raw = await kube.get(R.MANAGEDAPP, namespace, name)
+    # one round trip for what needs only the name; the HelmRelease needs the app's spec
+    raw, ups_raw, rbs_raw = await asyncio.gather(kube.get(R.MANAGEDAPP, namespace, name),
+                                                 kube.list(R.UPGRADEREQUEST, namespace),
+                                                 kube.list(R.ROLLBACKREQUEST, namespace))
     app = ManagedApp.from_dict(raw)
-    ups_raw, rbs_raw = await asyncio.gather(kube.list(R.UPGRADEREQUEST, namespace),
-                                            kube.list(R.ROLLBACKREQUEST, namespace))
     upgrades = [u for u in _parse_all(UpgradeRequest, ups_raw)
                 if u.spec.managed_app_ref.name == name]
     epoch = ""
