@@ -4,10 +4,15 @@
 from :class:`~fluxup.settings.Settings` (so nothing is decided at import time). The
 same reconcile function runs on every watch event and on a timer (level-triggered);
 a per-object lock keeps an event and a timer from reconciling one object at once.
+Each ManagedApp's idle resync starts at its own phase of the interval
+(:func:`resync_phase`), so a fleet whose timers began together (every app seen at
+start-up) is resynced evenly rather than in one wave each interval.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -27,7 +32,7 @@ from fluxup.reconcile.rollback import reconcile_rollback
 from fluxup.reconcile.upgrade import is_in_flight, reconcile_upgrade
 from fluxup.settings import Settings
 
-__all__ = ["register"]
+__all__ = ["register", "resync_phase"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,13 @@ async def _guarded(
             raise kopf.TemporaryError(f"{key}: {exc}", delay=5) from None
 
 
+def resync_phase(uid: str, interval: float) -> float:
+    """Seconds in ``[0, interval)`` an object's first idle resync waits: stable per object
+    (its uid), spread evenly over the fleet."""
+    fraction = int.from_bytes(hashlib.sha256(uid.encode()).digest()[:8], "big") / 2**64
+    return fraction * interval
+
+
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     """Add FluxUp's handlers to ``registry``."""
 
@@ -64,6 +76,12 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         GROUP, VERSION, "managedapps", interval=settings.idle_resync_seconds, registry=registry
     )
     async def managedapp_timer(body: Any, memo: Any, **_: Any) -> None:
+        # ``memo`` is this object's own copy of the operator's; the watch event already
+        # reconciled the app when it was first seen, so waiting here loses nothing
+        if not memo.get("resync_phased"):
+            memo["resync_phased"] = True
+            uid = str((body.get("metadata") or {}).get("uid") or "")
+            await asyncio.sleep(resync_phase(uid, settings.idle_resync_seconds))
         await _guarded(memo.ctx, body, reconcile_managedapp, "managedapp", R.MANAGEDAPP)
 
     @kopf.on.event(GROUP, VERSION, "upgraderequests", registry=registry)
