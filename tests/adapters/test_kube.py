@@ -12,6 +12,7 @@ from kubernetes_asyncio.client import ApiClient, Configuration
 
 from fluxup.adapters.kube import KubeApi, R, new_api_client
 from fluxup.errors import KubeError
+from tests.localserver import serve_locally
 
 
 def _closed_port() -> int:
@@ -70,19 +71,12 @@ async def test_new_api_client_reads_no_netrc_per_request(
 
     app = web.Application()
     app.router.add_get("/apis/fluxup.dev/v1alpha1/namespaces/apps/managedapps/web", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with ApiClient(Configuration(host=f"http://127.0.0.1:{port}")) as plain:
+    async with serve_locally(app) as base:
+        async with ApiClient(Configuration(host=base)) as plain:
             await KubeApi(plain).get(R.MANAGEDAPP, "apps", "web")
-        async with new_api_client(Configuration(host=f"http://127.0.0.1:{port}")) as api:
+        async with new_api_client(Configuration(host=base)) as api:
             await KubeApi(api).get(R.MANAGEDAPP, "apps", "web")
             await KubeApi(api).get(R.MANAGEDAPP, "apps", "web")
-    finally:
-        await runner.cleanup()
     # the library's own session looks netrc up on every call (and would send it)
     assert str(seen[0]).startswith("Basic ")
     assert seen[1:] == [None, None]

@@ -26,6 +26,7 @@ from fluxup.errors import GitError
 from fluxup.logic.identity import Identity
 from fluxup.reconcile.context import Context
 from fluxup.settings import Settings
+from tests.localserver import serve_locally
 from tests.memkube import MemoryKube
 
 NS = "apps"
@@ -49,15 +50,8 @@ async def chart_repo(index: str = INDEX) -> AsyncIterator[str]:
         return web.Response(text=index, content_type="application/x-yaml")
 
     app.router.add_get("/index.yaml", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serve_locally(app) as base:
+        yield base
 
 
 async def no_git(source: GitSource, namespace: str) -> GitBackend:
