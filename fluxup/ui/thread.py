@@ -1,8 +1,8 @@
 """Run the web UI on a thread and event loop of its own, inside the operator's process.
 
-Why: the reconcilers and the UI used to share one event loop. With a thousand apps, the
-idle resync keeps that loop's ready queue long, and each of a page's awaits waited behind
-it (the app page's p95 was several hundred ms). On a thread of its own the UI has its own
+Why: the reconcilers and the UI used to share one event loop. While the reconcilers are
+busy (a start-up over a thousand apps, a wave of events) that loop's ready queue is long,
+and each of a page's awaits waited behind it. On a thread of its own the UI has its own
 loop, queue and Kubernetes client; the two share only the interpreter (the GIL switches
 between busy threads every few ms), so a page waits for at most a few switches, not for a
 thousand reconciler callbacks.
